@@ -1,0 +1,194 @@
+"""The ``rxrisk`` command line. Argument parsing, progress and exit codes only: the work is
+done by the library. Heavy modules (numba kernels, pyarrow) are imported inside commands so
+``rxrisk --help`` starts fast and compiles nothing.
+
+Exit codes: 0 success; 2 usage or input-schema error (one line, no traceback); 1 anything
+else (one line; set RXRISK_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from rxrisk import __version__
+from rxrisk.errors import InputError
+
+
+def _progress_printer(enabled: bool):
+    if not enabled:
+        return None
+    t0 = time.perf_counter()
+
+    def show(stage: str, n: int | None = None) -> None:
+        extra = f" ({n:,} rows)" if n is not None else ""
+        print(f"rxrisk: {stage} done at {time.perf_counter() - t0:6.1f}s{extra}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _cmd_score(args) -> int:
+    from rxrisk.api import parse_as_of, score
+    from rxrisk.outputs import check_output_path, write_json, write_table
+
+    parse_as_of(args.as_of)  # fail fast on a bad date, before reading anything
+    out = check_output_path(args.out)
+    audit_path = check_output_path(args.audit, "--audit") if args.audit else None
+    q_path = check_output_path(args.quarantine, "--quarantine") if args.quarantine else None
+    show = _progress_printer(not args.quiet and sys.stderr.isatty())
+    t0 = time.perf_counter()
+    result = score(
+        args.pharmacy,
+        args.medical,
+        as_of=args.as_of,
+        reference=args.reference,
+        rules=args.rules,
+        codesets=args.codesets,
+        all_members=args.all_members,
+        quarantine=q_path is not None,
+        threads=args.threads,
+        progress=show,
+    )
+    write_table(result.members, out)
+    if q_path is not None:
+        write_table(result.quarantine, q_path)
+    if audit_path is not None:
+        write_json(result.audit, audit_path)
+    if not args.quiet:
+        ph = result.audit["pharmacy"]
+        flagged = _flag_counts(result.members)
+        print(
+            f"rxrisk: scored {result.audit['members_scored']:,} members ({result.members.num_rows:,} rows) "
+            f"from {ph['rows_read']:,} pharmacy rows in {time.perf_counter() - t0:.1f}s; wrote {out}"
+        )
+        if flagged:
+            print("rxrisk: flags: " + ", ".join(f"{k}={v:,}" for k, v in flagged.items()))
+    return 0
+
+
+def _flag_counts(table) -> dict:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = {}
+    for f in table.schema:
+        if pa.types.is_boolean(f.type) and not f.name.endswith("_dx"):
+            out[f.name] = int(pc.sum(table.column(f.name)).as_py() or 0)
+    return out
+
+
+def _cmd_generate(args) -> int:
+    from rxrisk.generate import generate_book
+
+    if args.members < 1:
+        raise InputError(f"--members {args.members}: give at least 1")
+    os.makedirs(args.out, exist_ok=True)
+    show = _progress_printer(not args.quiet and sys.stderr.isatty())
+    summary = generate_book(args.out, members=args.members, seed=args.seed, progress=show)
+    if not args.quiet:
+        print(
+            f"rxrisk: wrote {summary['pharmacy_rows']:,} pharmacy and {summary['medical_rows']:,} medical rows "
+            f"for {args.members:,} members to {args.out} in {summary['seconds']:.1f}s"
+        )
+    return 0
+
+
+def _cmd_show(args) -> int:
+    import pyarrow as pa
+
+    from rxrisk.inputs import read_source
+
+    table = read_source(args.members, label="members").table
+    if "reasons" not in table.column_names:
+        raise InputError(f"{args.members}: no 'reasons' column; give a member table written by 'rxrisk score'")
+    counts = _flag_counts(table)
+    print(f"{table.num_rows:,} member rows; flagged: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    flag = args.flag
+    if flag not in table.column_names or not pa.types.is_boolean(table.schema.field(flag).type):
+        raise InputError(f"--flag {flag}: no such flag column; use one of {', '.join(counts)}")
+    hits = table.filter(table.column(flag))
+    if "mme_avg_180d" in hits.column_names:
+        hits = hits.sort_by([("mme_avg_180d", "descending"), ("member_id", "ascending")])
+    cols = [c for c in ("member_id", "as_of", "mme_avg_180d", "opioid_prescribers_180d", "opioid_pharmacies_180d",
+                        "benzo_overlap_days_365d", "days_since_emergency", "reasons") if c in hits.column_names]
+    shown = hits.select(cols).slice(0, args.limit)
+    print(f"\nfirst {shown.num_rows} of {hits.num_rows:,} members with {flag}:")
+    widths = [max(len(c), 12) for c in cols]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in shown.to_pylist():
+        cells = []
+        for c, w in zip(cols, widths, strict=True):
+            v = row[c]
+            if isinstance(v, float):
+                v = f"{v:.1f}"
+            elif isinstance(v, list):
+                v = ",".join(v)
+            cells.append(str("" if v is None else v).ljust(w))
+        print("  ".join(cells))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rxrisk",
+        description="Opioid-risk scoring of pharmacy and medical claims (MME timelines, windows, flags).",
+    )
+    p.add_argument("--version", action="version", version=f"rxrisk {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("score", help="score members as of one or more dates (SPEC 5)",
+                       description="Score members: metrics, flags and reasons per member and as-of date.")
+    s.add_argument("pharmacy", metavar="PHARMACY", help="pharmacy claims: .parquet file or folder, .arrow, .csv[.gz]")
+    s.add_argument("--medical", metavar="FILE", help="medical events (long format), same file kinds")
+    s.add_argument("--reference", metavar="FILE", help="your NDC rows (.csv or .parquet), merged over the packaged reference")
+    s.add_argument("--rules", metavar="FILE", help="rule file (TOML); default data/rules/default.toml")
+    s.add_argument("--codesets", metavar="FILE", help="medical code-set file (TOML); default data/codesets/default.toml")
+    s.add_argument("--as-of", required=True, metavar="DATE[,DATE...]", help="as-of dates, YYYY-MM-DD, comma-separated")
+    s.add_argument("--out", required=True, metavar="FILE", help="member table; format from extension: .parquet, .csv, .arrow")
+    s.add_argument("--audit", metavar="FILE", help="write the audit JSON here")
+    s.add_argument("--quarantine", metavar="FILE", help="write rejected rows (with reject_reason) here")
+    s.add_argument("--threads", type=int, metavar="N", help="numba threads (default: all cores)")
+    s.add_argument("--all-members", action="store_true", help="add a row for every member seen in any input")
+    s.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    s.set_defaults(func=_cmd_score)
+
+    g = sub.add_parser("generate", help="write a seeded synthetic book of business",
+                       description="Write pharmacy.parquet and medical.parquet for a synthetic book of business.")
+    g.add_argument("--members", type=int, required=True, metavar="N")
+    g.add_argument("--seed", type=int, default=0, metavar="S")
+    g.add_argument("--out", required=True, metavar="DIR")
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=_cmd_generate)
+
+    v = sub.add_parser("show", help="summarise a member table and list flagged members",
+                       description="Print flag counts of a member table and the members with one flag.")
+    v.add_argument("members", metavar="FILE", help="member table written by 'rxrisk score'")
+    v.add_argument("--flag", default="at_risk", help="flag to list (default at_risk)")
+    v.add_argument("--limit", type=int, default=20, metavar="N", help="rows to print (default 20)")
+    v.set_defaults(func=_cmd_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"rxrisk: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rxrisk: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if os.environ.get("RXRISK_DEBUG"):
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"rxrisk: internal error: {type(exc).__name__}: {msg} (set RXRISK_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Rule sets: msgspec-typed config (SPEC 2 [config] numbers and SPEC 3 flags) and their
+vectorised evaluation over metric columns.
+
+A flag's ``when`` is a small boolean expression language parsed with :mod:`ast` (never
+``eval``): ``and``, ``or``, ``not``, parentheses, names of metric columns or earlier flags, and
+comparisons of a column with a number. Every error names the file, the rule and the field.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from rxrisk.errors import InputError
+from rxrisk.resources import data_path
+
+EDITIONS = ("cdc2022", "cdc2018")
+
+
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The [config] numbers of SPEC section 2."""
+
+    windows: list[int] = msgspec.field(default_factory=lambda: [90, 180, 365])
+    high_dose_mme: float = 90.0
+    rolling_days: int = 90
+    ed_lookback_days: int = 90
+    dx_lookback_days: int = 365
+    max_days_supply: int = 365
+    factor_edition: str = "cdc2022"
+    tolerance: float = 1e-9
+
+    @property
+    def horizon(self) -> int:
+        """The longest window ``H``."""
+        return max(self.windows)
+
+
+class Flag(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One output flag: a name and a boolean expression."""
+
+    name: str
+    when: str
+    anchor: str = ""
+    description: str = ""
+
+
+class RuleSet(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A complete rule file: metric settings and flags in output order."""
+
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    flags: list[Flag] = msgspec.field(default_factory=list)
+    source: str = "<rules>"
+
+    def digest(self) -> str:
+        """Stable sha256 of the rule content (not of its file name)."""
+        payload = msgspec.json.encode(
+            {"metrics": msgspec.to_builtins(self.metrics), "flags": msgspec.to_builtins(self.flags)}
+        )
+        return hashlib.sha256(payload).hexdigest()
+
+
+def load_rules(source=None) -> RuleSet:
+    """Load and validate a rule file.
+
+    Parameters
+    ----------
+    source : None, str, Path or RuleSet
+        None for the packaged default (``data/rules/default.toml``); a TOML file path; or an
+        already-built :class:`RuleSet` (validated again).
+
+    Returns
+    -------
+    RuleSet
+
+    Raises
+    ------
+    InputError
+        With one line naming the file, the rule and the field at fault.
+    """
+    if isinstance(source, RuleSet):
+        _check(source)
+        return source
+    path = Path(source) if source is not None else data_path("rules", "default.toml")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"rules file {path}: cannot be read ({exc.strerror}); check the path") from None
+    try:
+        rules = msgspec.toml.decode(raw, type=RuleSet)
+    except msgspec.ValidationError as exc:
+        raise InputError(f"rules file {path}: {_explain(exc)}") from None
+    except msgspec.DecodeError as exc:
+        raise InputError(f"rules file {path}: not valid TOML ({exc})") from None
+    rules = msgspec.structs.replace(rules, source=str(path))
+    _check(rules)
+    return rules
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    # msgspec says e.g. "Expected `int`, got `str` - at `$.flags[2].when`"
+    if " - at `$." in text:
+        msg, where = text.rsplit(" - at `$.", 1)
+        return f"field {where.rstrip('`')}: {msg}"
+    return text
+
+
+def _check(rules: RuleSet) -> None:
+    m = rules.metrics
+    where = f"rules file {rules.source}"
+    if not m.windows:
+        raise InputError(f"{where}: [metrics] windows is empty; give at least one window, e.g. [90, 180, 365]")
+    if any(w < 1 or w > 3660 for w in m.windows) or len(set(m.windows)) != len(m.windows):
+        raise InputError(f"{where}: [metrics] windows {m.windows} must be distinct whole days between 1 and 3660")
+    if list(m.windows) != sorted(m.windows):
+        raise InputError(f"{where}: [metrics] windows {m.windows} must be in ascending order, e.g. {sorted(m.windows)}")
+    for name in ("rolling_days", "ed_lookback_days", "dx_lookback_days", "max_days_supply"):
+        value = getattr(m, name)
+        if value < 1 or value > 3660:
+            raise InputError(f"{where}: [metrics] {name} = {value} must be between 1 and 3660")
+    if m.factor_edition not in EDITIONS:
+        raise InputError(f"{where}: [metrics] factor_edition {m.factor_edition!r} is unknown; use one of {', '.join(EDITIONS)}")
+    if not (0 <= m.tolerance < 1):
+        raise InputError(f"{where}: [metrics] tolerance {m.tolerance} must be >= 0 and < 1")
+    compile_flags(rules, _metric_kinds(m))
+
+
+def _metric_kinds(m: MetricsConfig) -> dict[str, str]:
+    from rxrisk.schema import metric_fields
+
+    kinds = {}
+    for f in metric_fields(m.windows, m.ed_lookback_days, m.dx_lookback_days):
+        kinds[f.name] = "bool" if str(f.type) == "bool" else "number"
+    return kinds
+
+
+_COMPARE = {
+    ast.GtE: "ge",
+    ast.Gt: "gt",
+    ast.LtE: "le",
+    ast.Lt: "lt",
+    ast.Eq: "eq",
+    ast.NotEq: "ne",
+}
+
+
+def compile_flags(rules: RuleSet, kinds: dict[str, str]) -> list[tuple[str, ast.AST]]:
+    """Parse and check every flag expression; return ``[(name, tree)]`` in order."""
+    known = dict(kinds)
+    compiled = []
+    seen = set()
+    for i, flag in enumerate(rules.flags):
+        where = f"rules file {rules.source}: flag {flag.name!r} (flags[{i}])"
+        if not flag.name.isidentifier():
+            raise InputError(f"{where}: name must be a plain identifier such as high_dose")
+        if flag.name in seen or flag.name in kinds or flag.name in ("member_id", "as_of", "reasons"):
+            raise InputError(f"{where}: name is already used by a metric or an earlier flag; rename it")
+        try:
+            tree = ast.parse(" ".join(flag.when.split()), mode="eval").body
+        except SyntaxError as exc:
+            raise InputError(f"{where}: field when: cannot parse {flag.when!r} ({exc.msg})") from None
+        _check_node(tree, known, where)
+        compiled.append((flag.name, tree))
+        known[flag.name] = "bool"
+        seen.add(flag.name)
+    return compiled
+
+
+def _check_node(node: ast.AST, known: dict[str, str], where: str) -> str:
+    if isinstance(node, ast.BoolOp):
+        for v in node.values:
+            if _check_node(v, known, where) != "bool":
+                raise InputError(f"{where}: field when: {ast.unparse(v)!r} is a number, not a condition; compare it, e.g. {ast.unparse(v)} >= 1")
+        return "bool"
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        if _check_node(node.operand, known, where) != "bool":
+            raise InputError(f"{where}: field when: 'not' needs a condition, got {ast.unparse(node.operand)!r}")
+        return "bool"
+    if isinstance(node, ast.Compare):
+        if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE:
+            raise InputError(f"{where}: field when: {ast.unparse(node)!r}: use one comparison (>=, >, <=, <, ==, !=) of a column with a number")
+        left, right = node.left, node.comparators[0]
+        if not (isinstance(left, ast.Name) and isinstance(right, ast.Constant) and isinstance(right.value, (int, float)) and not isinstance(right.value, bool)):
+            raise InputError(f"{where}: field when: {ast.unparse(node)!r}: write column <op> number, e.g. mme_avg_180d >= 90")
+        if _check_node(left, known, where) != "number":
+            raise InputError(f"{where}: field when: {left.id!r} is a condition, not a number; use it without a comparison")
+        return "bool"
+    if isinstance(node, ast.Name):
+        if node.id not in known:
+            near = ", ".join(sorted(k for k in known if k.split("_")[0] == node.id.split("_")[0])[:6])
+            hint = f" (did you mean one of: {near})" if near else ""
+            raise InputError(f"{where}: field when: unknown column or flag {node.id!r}{hint}")
+        return known[node.id]
+    raise InputError(f"{where}: field when: {ast.unparse(node)!r} is not allowed; use and/or/not, parentheses and column <op> number")
+
+
+def evaluate_flags(rules: RuleSet, columns: dict[str, np.ndarray], nulls: dict[str, np.ndarray] | None = None):
+    """Evaluate the flags over metric columns, vectorised.
+
+    Parameters
+    ----------
+    rules : RuleSet
+    columns : dict of str to numpy.ndarray
+        Metric columns by name, all of one length.
+    nulls : dict of str to numpy.ndarray, optional
+        Boolean validity masks (True = null) for nullable columns; comparisons with a null
+        value are false.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Boolean flag columns in rule order.
+    """
+    nulls = nulls or {}
+    kinds = {name: ("bool" if col.dtype == np.bool_ else "number") for name, col in columns.items()}
+    tol = rules.metrics.tolerance
+    env = dict(columns)
+    out = {}
+    for name, tree in compile_flags(rules, kinds):
+        value = _eval(tree, env, nulls, tol)
+        out[name] = value
+        env[name] = value
+    return out
+
+
+_OPS = {
+    "ge": lambda x, t, tol: x >= t - tol,
+    "gt": lambda x, t, tol: x > t + tol,
+    "le": lambda x, t, tol: x <= t + tol,
+    "lt": lambda x, t, tol: x < t - tol,
+    "eq": lambda x, t, tol: np.abs(x - t) <= tol,
+    "ne": lambda x, t, tol: np.abs(x - t) > tol,
+}
+
+
+def _eval(node, env, nulls, tol):
+    if isinstance(node, ast.BoolOp):
+        op = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+        vals = [_eval(v, env, nulls, tol) for v in node.values]
+        result = vals[0]
+        for v in vals[1:]:
+            result = op(result, v)
+        return result
+    if isinstance(node, ast.UnaryOp):
+        return np.logical_not(_eval(node.operand, env, nulls, tol))
+    if isinstance(node, ast.Compare):
+        col = env[node.left.id]
+        res = _OPS[_COMPARE[type(node.ops[0])]](col.astype(np.float64), float(node.comparators[0].value), tol)
+        if node.left.id in nulls:
+            res = res & ~nulls[node.left.id]
+        return res
+    if isinstance(node, ast.Name):
+        return env[node.id].astype(bool)
+    raise AssertionError(node)  # unreachable: checked in compile_flags
+
+
+def describe(rules: RuleSet) -> str:
+    """Return the rule set as JSON text (for the audit and ``--help`` pages)."""
+    return json.dumps(msgspec.to_builtins(rules), indent=2)
+
