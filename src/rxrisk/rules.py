@@ -164,7 +164,8 @@ def compile_flags(rules: RuleSet, kinds: dict[str, str]) -> list[tuple[str, ast.
             tree = ast.parse(" ".join(flag.when.split()), mode="eval").body
         except SyntaxError as exc:
             raise InputError(f"{where}: field when: cannot parse {flag.when!r} ({exc.msg})") from None
-        _check_node(tree, known, where)
+        if _check_node(tree, known, where) != "bool":
+            raise InputError(f"{where}: field when: {ast.unparse(tree)!r} is a number, not a condition; compare it, e.g. {ast.unparse(tree)} >= 1")
         compiled.append((flag.name, tree))
         known[flag.name] = "bool"
         seen.add(flag.name)
