@@ -7,10 +7,8 @@ source -> inputs (Arrow, schema) -> validate (buckets) -> encode (Claims) -> ker
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -39,20 +37,6 @@ class Result:
     members: pa.Table
     audit: dict
     quarantine: pa.Table | None = None
-
-
-@dataclass
-class _Clock:
-    progress: Callable[[str], None] | None = None
-    seconds: dict = field(default_factory=dict)
-    _t: float = field(default_factory=time.perf_counter)
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + now - self._t, 6)
-        self._t = now
-        if self.progress is not None:
-            self.progress(stage)
 
 
 def parse_as_of(as_of) -> np.ndarray:
@@ -121,69 +105,25 @@ def score(
     -------
     Result
     """
-    from rxrisk import inputs, validate
     from rxrisk.codesets import load_codesets
+    from rxrisk.pipeline import Clock, config_digest, encode_used, ingest
     from rxrisk.reference import load_reference, reference_digest
     from rxrisk.rules import load_rules
 
-    clock = _Clock(progress)
+    clock = Clock(progress)
     ruleset = load_rules(rules)
     m = ruleset.metrics
     days = parse_as_of(as_of)
     ref = load_reference(reference, edition=m.factor_edition)
     cs = load_codesets(codesets)
-
-    ph_src = inputs.read_source(pharmacy, label="pharmacy")
-    md_src = inputs.read_source(medical, label="medical") if medical is not None else None
-    clock.lap("read")
-
-    ph = inputs.conform_pharmacy(ph_src)
-    ph_rows = validate.validate_pharmacy(ph, ref.column("ndc").combine_chunks(), max_days_supply=m.max_days_supply)
-    if md_src is not None:
-        md = inputs.conform_medical(md_src)
-        md_rows = validate.validate_medical(md, cs)
-    clock.lap("validate")
-
-    from rxrisk.encode import DrugTable, encode
-
-    used = np.flatnonzero(ph_rows.bucket == validate.PHARMACY_BUCKETS.index("used"))
-    take = pa.array(used, pa.int64())
-    med_args = {"medical_member": None, "service_date": None, "medical_mask": None}
-    if md_src is not None:
-        mused = np.flatnonzero(md_rows.bucket == validate.MEDICAL_BUCKETS.index("used"))
-        mtake = pa.array(mused, pa.int64())
-        med_args = {
-            "medical_member": md.member_id.take(mtake),
-            "service_date": md.service_date.take(mtake),
-            "medical_mask": md_rows.mask[mused],
-        }
-    extra = None
-    if all_members:
-        seen = [ph.member_id.filter(pa.array(ph_rows.reason != 0))]
-        if md_src is not None:
-            seen.append(md.member_id.filter(pa.array(md_rows.reason != 0)))
-        extra = pa.chunked_array([c for s in seen for c in s.chunks], type=seen[0].type) if len({str(s.type) for s in seen}) == 1 else None
-        if extra is None:
-            raise InputError("member_id has different types in pharmacy and medical; give both the same type")
-    claims = encode(
-        pharmacy_member=ph.member_id.take(take),
-        fill_date=ph.fill_date.take(take),
-        quantity=ph.quantity.take(take),
-        days_supply=ph.days_supply.take(take),
-        prescriber=ph.prescriber_id.take(take),
-        pharmacy=ph.pharmacy_id.take(take),
-        ref_index=ph_rows.ref_index[used],
-        input_row=used.astype(np.int64),
-        drugs=DrugTable.from_reference(ref),
-        extra_members=extra,
-        **med_args,
-    )
+    data = ingest(pharmacy, medical, reference=ref, codesets=cs, max_days_supply=m.max_days_supply, clock=clock)
+    claims = encode_used(data, all_members=all_members)
     clock.lap("encode")
 
     raw, present = run_kernels(claims, days, m, threads)
     clock.lap("kernels")
 
-    from rxrisk.outputs import member_table, metric_columns, quarantine_table
+    from rxrisk.outputs import member_table, metric_columns
     from rxrisk.rules import evaluate_flags
 
     k = len(days)
@@ -194,20 +134,12 @@ def score(
     clock.lap("rules")
 
     members = member_table(claims.member_ids.take(pa.array(rows // k)), row_days, m, cols, nulls, flags)
-    q = None
-    if quarantine:
-        parts = [("pharmacy", ph_src.table, np.flatnonzero(ph_rows.reason >= 0), ph_rows.reason[ph_rows.reason >= 0], validate.PHARMACY_REASONS)]
-        if md_src is not None:
-            parts.append(("medical", md_src.table, np.flatnonzero(md_rows.reason >= 0), md_rows.reason[md_rows.reason >= 0], validate.MEDICAL_REASONS))
-        q = quarantine_table(parts)
+    q = data.quarantine() if quarantine else None
     clock.lap("output")
 
-    digest = hashlib.sha256(
-        "|".join([ruleset.digest(), reference_digest(ref), cs.digest()]).encode()
-    ).hexdigest()
+    digest = config_digest(ruleset.digest(), reference_digest(ref), cs.digest())
     audit = {
-        "pharmacy": ph_rows.counts(),
-        "medical": md_rows.counts() if md_src is not None else validate.empty_medical_counts(),
+        **data.audit_blocks(),
         "members_scored": int(len(np.unique(rows // k))) if len(rows) else 0,
         "rows_out": int(members.num_rows),
         "as_of": [str(_EPOCH + dt.timedelta(days=int(d))) for d in days],
@@ -220,15 +152,10 @@ def score(
 
 def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
     """Allocate outputs and run the parallel member kernel. Returns (raw arrays, present)."""
-    import numba
-
     from rxrisk.kernels.member_scores import N_COUNTS, N_MME, score_members
+    from rxrisk.pipeline import set_threads
 
-    if threads is not None:
-        if threads < 1:
-            raise InputError(f"--threads {threads}: give a whole number of at least 1")
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    n_threads = numba.get_num_threads()
+    n_threads = set_threads(threads)
     n_members = len(claims.member_ids)
     k = len(days)
     windows = np.asarray(metrics.windows, np.int64)

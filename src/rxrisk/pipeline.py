@@ -1,0 +1,142 @@
+"""The shared front half of every command: read, validate and encode.
+
+``score`` (metrics and flags) and ``edits`` (point-of-sale replay) both run
+:func:`ingest` then :func:`encode_used`, so they see the very same buckets, reference
+lookups and sorted claims.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from rxrisk import inputs, validate
+from rxrisk.errors import InputError
+
+
+@dataclass
+class Clock:
+    """Seconds per stage, and an optional progress callback called as each stage ends."""
+
+    progress: Callable[[str], None] | None = None
+    seconds: dict = field(default_factory=dict)
+    _t: float = field(default_factory=time.perf_counter)
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + now - self._t, 6)
+        self._t = now
+        if self.progress is not None:
+            self.progress(stage)
+
+
+@dataclass
+class Ingested:
+    """Validated inputs: the conformed columns and the bucket of every row."""
+
+    reference: pa.Table
+    pharmacy_source: inputs.Source
+    pharmacy: inputs.PharmacyColumns
+    pharmacy_rows: validate.PharmacyRows
+    medical_source: inputs.Source | None = None
+    medical: inputs.MedicalColumns | None = None
+    medical_rows: validate.MedicalRows | None = None
+
+    def audit_blocks(self) -> dict:
+        """The ``pharmacy`` and ``medical`` blocks of the audit (SPEC 4)."""
+        return {
+            "pharmacy": self.pharmacy_rows.counts(),
+            "medical": self.medical_rows.counts() if self.medical_rows is not None else validate.empty_medical_counts(),
+        }
+
+    def used_pharmacy_rows(self) -> np.ndarray:
+        """Input row numbers (0-based) of the ``used`` pharmacy rows, in input order."""
+        return np.flatnonzero(self.pharmacy_rows.bucket == validate.PHARMACY_BUCKETS.index("used"))
+
+    def quarantine(self) -> pa.Table:
+        """Rejected rows of both inputs as read (see :func:`rxrisk.outputs.quarantine_table`)."""
+        from rxrisk.outputs import quarantine_table
+
+        r = self.pharmacy_rows.reason
+        parts = [("pharmacy", self.pharmacy_source.table, np.flatnonzero(r >= 0), r[r >= 0], validate.PHARMACY_REASONS)]
+        if self.medical_rows is not None:
+            m = self.medical_rows.reason
+            parts.append(("medical", self.medical_source.table, np.flatnonzero(m >= 0), m[m >= 0], validate.MEDICAL_REASONS))
+        return quarantine_table(parts)
+
+
+def ingest(pharmacy, medical, *, reference: pa.Table, codesets, max_days_supply: int, clock: Clock) -> Ingested:
+    """Read both inputs, check their schemas and put every row in its bucket (SPEC 1)."""
+    ph_src = inputs.read_source(pharmacy, label="pharmacy")
+    md_src = inputs.read_source(medical, label="medical") if medical is not None else None
+    clock.lap("read")
+    ph = inputs.conform_pharmacy(ph_src)
+    ph_rows = validate.validate_pharmacy(ph, reference.column("ndc").combine_chunks(), max_days_supply=max_days_supply)
+    out = Ingested(reference=reference, pharmacy_source=ph_src, pharmacy=ph, pharmacy_rows=ph_rows)
+    if md_src is not None:
+        out.medical_source = md_src
+        out.medical = inputs.conform_medical(md_src)
+        out.medical_rows = validate.validate_medical(out.medical, codesets)
+    clock.lap("validate")
+    return out
+
+
+def encode_used(data: Ingested, *, all_members: bool = False):
+    """Encode the used rows of both inputs into sorted :class:`rxrisk.encode.Claims`."""
+    from rxrisk.encode import DrugTable, encode
+
+    ph, rows = data.pharmacy, data.pharmacy_rows
+    used = data.used_pharmacy_rows()
+    take = pa.array(used, pa.int64())
+    med_args = {"medical_member": None, "service_date": None, "medical_mask": None}
+    if data.medical is not None:
+        mused = np.flatnonzero(data.medical_rows.bucket == validate.MEDICAL_BUCKETS.index("used"))
+        mtake = pa.array(mused, pa.int64())
+        med_args = {
+            "medical_member": data.medical.member_id.take(mtake),
+            "service_date": data.medical.service_date.take(mtake),
+            "medical_mask": data.medical_rows.mask[mused],
+        }
+    extra = None
+    if all_members:
+        seen = [ph.member_id.filter(pa.array(rows.reason != 0))]
+        if data.medical is not None:
+            seen.append(data.medical.member_id.filter(pa.array(data.medical_rows.reason != 0)))
+        if len({str(s.type) for s in seen}) != 1:
+            raise InputError("member_id has different types in pharmacy and medical; give both the same type")
+        extra = pa.chunked_array([c for s in seen for c in s.chunks], type=seen[0].type)
+    return encode(
+        pharmacy_member=ph.member_id.take(take),
+        fill_date=ph.fill_date.take(take),
+        quantity=ph.quantity.take(take),
+        days_supply=ph.days_supply.take(take),
+        prescriber=ph.prescriber_id.take(take),
+        pharmacy=ph.pharmacy_id.take(take),
+        ref_index=rows.ref_index[used],
+        input_row=used.astype(np.int64),
+        drugs=DrugTable.from_reference(data.reference),
+        extra_members=extra,
+        **med_args,
+    )
+
+
+def config_digest(*parts: str) -> str:
+    """sha256 over the digests of everything that shapes the output (rules, reference, code sets)."""
+    import hashlib
+
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def set_threads(threads: int | None) -> int:
+    """Apply ``--threads`` to numba and return the thread count in force."""
+    import numba
+
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads {threads}: give a whole number of at least 1")
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return numba.get_num_threads()
