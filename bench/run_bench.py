@@ -24,8 +24,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-PHARMACY_COLUMNS = ["member_id", "fill_date", "ndc", "quantity", "days_supply", "prescriber_id",
-                    "pharmacy_id", "claim_id", "claim_status"]
+PHARMACY_COLUMNS = [
+    "member_id",
+    "fill_date",
+    "ndc",
+    "quantity",
+    "days_supply",
+    "prescriber_id",
+    "pharmacy_id",
+    "claim_id",
+    "claim_status",
+]
 MEDICAL_COLUMNS = ["member_id", "service_date", "code_type", "code"]
 
 
@@ -52,12 +61,16 @@ def _best(fn, repeat):
 
 def _cli_seconds(args, env):
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "rxrisk.cli", *args], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "rxrisk.cli", *args], check=True, env=env, capture_output=True
+    )
     return time.perf_counter() - t
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--members", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--book", type=Path, default=None, help="book folder (generated if missing)")
@@ -80,7 +93,9 @@ def main(argv=None) -> int:
     def run():
         return rxrisk.score(str(ph), str(md), as_of=args.as_of, threads=args.threads)
 
-    rxrisk.score(str(ph), str(md), as_of=args.as_of, threads=args.threads)  # warm: compile / load cache
+    rxrisk.score(
+        str(ph), str(md), as_of=args.as_of, threads=args.threads
+    )  # warm: compile / load cache
     read_s, rows = _best(read, args.repeat)
     score_s, result = _best(run, args.repeat)
     stages = result.audit["seconds"]
@@ -92,8 +107,17 @@ def main(argv=None) -> int:
 
     generate_book(tiny, members=200, seed=3)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tiny / "cache"))
-    cli = ["score", str(tiny / "pharmacy.parquet"), "--medical", str(tiny / "medical.parquet"),
-           "--as-of", args.as_of, "--out", str(tiny / "m.parquet"), "--quiet"]
+    cli = [
+        "score",
+        str(tiny / "pharmacy.parquet"),
+        "--medical",
+        str(tiny / "medical.parquet"),
+        "--as-of",
+        args.as_of,
+        "--out",
+        str(tiny / "m.parquet"),
+        "--quiet",
+    ]
     cold = _cli_seconds(cli, env)
     warm = min(_cli_seconds(cli, env) for _ in range(3))
     help_s = min(_cli_seconds(["--help"], env) for _ in range(3))

@@ -10,7 +10,20 @@ C_BENZO_FILLS = 5
 
 
 @ngjit
-def fill_counts(start, role, prescriber, pharmacy, i0, i1, a, windows, seen_prescriber, seen_pharmacy, stamp, counts):
+def fill_counts(
+    start,
+    role,
+    prescriber,
+    pharmacy,
+    i0,
+    i1,
+    a,
+    windows,
+    seen_prescriber,
+    seen_pharmacy,
+    stamp,
+    counts,
+):
     """Counts over fills with fill date in each window ending on day ``a``.
 
     Fills ``i0 .. i1 - 1`` are one member's, sorted by fill date. One backward pass from the

@@ -97,7 +97,18 @@ def score_members(
             has_opioid = False
             if i1 > i0:
                 has_opioid = build_timeline(
-                    start, end, role, mme, i0, i1, lo, length, mme_day, opioid_day, benzo_day, cns_day
+                    start,
+                    end,
+                    role,
+                    mme,
+                    i0,
+                    i1,
+                    lo,
+                    length,
+                    mme_day,
+                    opioid_day,
+                    benzo_day,
+                    cns_day,
                 )
                 if has_opioid:
                     prefix_sums(mme_day, length, prefix)
@@ -107,11 +118,31 @@ def score_members(
                 ia = a - lo
                 stamp += 1
                 mat, nal = fill_counts(
-                    start, role, prescriber, pharmacy, i0, i1, a, windows,
-                    seen_prescriber, seen_pharmacy, stamp, counts[r],
+                    start,
+                    role,
+                    prescriber,
+                    pharmacy,
+                    i0,
+                    i1,
+                    a,
+                    windows,
+                    seen_prescriber,
+                    seen_pharmacy,
+                    stamp,
+                    counts[r],
                 )
                 if has_opioid:
-                    window_sums(mme_day, opioid_day, benzo_day, cns_day, ia, windows, high_dose_floor, counts[r], mmes[r])
+                    window_sums(
+                        mme_day,
+                        opioid_day,
+                        benzo_day,
+                        cns_day,
+                        ia,
+                        windows,
+                        high_dose_floor,
+                        counts[r],
+                        mmes[r],
+                    )
                     scalars_f[r, 0] = mme_day[ia]
                     scalars_f[r, 1] = rolling_max(prefix, ia, horizon, rolling_days)
                     scalars_i[r, 0] = longest_run(mme_day, ia, horizon, high_dose_floor)
@@ -128,7 +159,9 @@ def score_members(
                     scalars_i[r, 0] = 0
                 scalars_i[r, 1] = mat
                 scalars_i[r, 2] = nal
-                ed, od, last, bits = medical_lookback(med_day, med_mask, j0, j1, a, ed_days, dx_days, ed_bit, od_bit)
+                ed, od, last, bits = medical_lookback(
+                    med_day, med_mask, j0, j1, a, ed_days, dx_days, ed_bit, od_bit
+                )
                 scalars_i[r, 3] = ed
                 scalars_i[r, 4] = od
                 scalars_i[r, 5] = last

@@ -8,7 +8,9 @@ from rxrisk.kernels.roles import BENZO, CNS, OPIOID
 
 
 @ngjit
-def build_timeline(start, end, role, mme, i0, i1, lo, length, mme_day, opioid_day, benzo_day, cns_day):
+def build_timeline(
+    start, end, role, mme, i0, i1, lo, length, mme_day, opioid_day, benzo_day, cns_day
+):
     """Fill the day arrays for days ``lo .. lo + length - 1`` from fills ``i0 .. i1 - 1``.
 
     Parameters

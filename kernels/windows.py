@@ -14,7 +14,9 @@ M_PEAK = 2
 
 
 @ngjit
-def window_sums(mme_day, opioid_day, benzo_day, cns_day, ia, windows, high_dose_floor, counts, mmes):
+def window_sums(
+    mme_day, opioid_day, benzo_day, cns_day, ia, windows, high_dose_floor, counts, mmes
+):
     """Window metrics for the as-of day at timeline index ``ia``.
 
     One backward pass over the longest window; each window's figures are recorded when the

@@ -791,3 +791,86 @@ def naive_score(pharmacy_rows, medical_rows, as_of, reference, config=None) -> N
         "rows_out": len(out_rows),
     }
     return NaiveResult(out_rows, audit, pharmacy_labels, medical_labels)
+
+
+# ------------------------------------------------------------------------------------------
+# Array-level references of the individual kernels (kernels/*.py): one plain loop per
+# definition, over the same arrays the kernels take. tests/test_kernels.py holds each kernel
+# to these on hand-made and random arrays.
+
+
+def kernel_mme_on_day(start, end, role, mme, d):
+    """mme(d) and the numbers of opioid / benzo / CNS fills covering day d."""
+    total, op, bz, cns = 0.0, 0, 0, 0
+    for s, e, r, v in zip(start, end, role, mme, strict=True):
+        if s <= d <= e:
+            if r & 1:
+                total += v
+                op += 1
+            if r & 2:
+                bz += 1
+            if r & 4:
+                cns += 1
+    return (total if op else 0.0), op, bz, cns
+
+
+def kernel_window(start, end, role, mme, a, w, floor):
+    """(opioid_days, high_dose_days, benzo_overlap, cns_overlap, total, avg, peak) for window w."""
+    op_days = hd = bz = cn = 0
+    total = peak = 0.0
+    for d in range(a - w + 1, a + 1):
+        v, op, b, c = kernel_mme_on_day(start, end, role, mme, d)
+        total += v
+        peak = max(peak, v)
+        if op:
+            op_days += 1
+            bz += b > 0
+            cn += c > 0
+        hd += v >= floor
+    return op_days, hd, bz, cn, total, (total / op_days if op_days else 0.0), peak
+
+
+def kernel_fill_counts(start, role, prescriber, pharmacy, a, w):
+    """(opioid fills, distinct prescribers, distinct pharmacies, benzo fills, mat, naloxone)."""
+    rows = [i for i in range(len(start)) if a - w + 1 <= start[i] <= a]
+    op = [i for i in rows if role[i] & 1]
+    return (
+        len(op),
+        len({prescriber[i] for i in op if prescriber[i] >= 0}),
+        len({pharmacy[i] for i in op if pharmacy[i] >= 0}),
+        sum(1 for i in rows if role[i] & 2),
+        sum(1 for i in rows if role[i] & 8),
+        sum(1 for i in rows if role[i] & 16),
+    )
+
+
+def kernel_rolling_max(series, horizon, span):
+    """Largest mean of `span` consecutive values among the last `horizon` of `series`."""
+    tail = series[len(series) - horizon :]
+    if span > horizon:
+        return 0.0
+    return max(sum(tail[i : i + span]) for i in range(horizon - span + 1)) / span
+
+
+def kernel_longest_run(series, floor):
+    best = run = 0
+    for v in series:
+        run = run + 1 if v >= floor else 0
+        best = max(best, run)
+    return best
+
+
+def kernel_medical(day, mask, a, ed_days, dx_days, ed_bit, od_bit):
+    """(ed visit dates, overdose dates, last emergency day or None, OR of bits) for one member."""
+    ed = {d for d, m in zip(day, mask, strict=True) if a - ed_days + 1 <= d <= a and m & ed_bit}
+    od = {d for d, m in zip(day, mask, strict=True) if a - dx_days + 1 <= d <= a and m & od_bit}
+    em = [
+        d
+        for d, m in zip(day, mask, strict=True)
+        if a - dx_days + 1 <= d <= a and m & (ed_bit | od_bit)
+    ]
+    bits = 0
+    for d, m in zip(day, mask, strict=True):
+        if a - dx_days + 1 <= d <= a:
+            bits |= int(m)
+    return len(ed), len(od), (max(em) if em else None), bits

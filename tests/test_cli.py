@@ -20,13 +20,32 @@ def book_files(small_book, tmp_path):
 
 
 def _score(tmp, *extra):
-    return main(["score", str(tmp / "ph.parquet"), "--medical", str(tmp / "md.parquet"), "--as-of", "2025-12-31", *extra])
+    return main(
+        [
+            "score",
+            str(tmp / "ph.parquet"),
+            "--medical",
+            str(tmp / "md.parquet"),
+            "--as-of",
+            "2025-12-31",
+            *extra,
+        ]
+    )
 
 
 def test_score_writes_every_output(book_files, capsys):
     out = book_files / "members.parquet"
-    rc = _score(book_files, "--out", str(out), "--audit", str(book_files / "audit.json"),
-                "--quarantine", str(book_files / "q.csv"), "--threads", "1")
+    rc = _score(
+        book_files,
+        "--out",
+        str(out),
+        "--audit",
+        str(book_files / "audit.json"),
+        "--quarantine",
+        str(book_files / "q.csv"),
+        "--threads",
+        "1",
+    )
     assert rc == 0
     members = pq.read_table(out)
     assert members.column("member_id").to_pylist() == ["A", "C", "E"]
@@ -50,7 +69,10 @@ def test_output_formats(book_files, ext):
         (["--as-of", "2025-13-01", "--out", "{t}/m.parquet"], "is not a date"),
         (["--as-of", "2025-12-31", "--out", "{t}/m.xlsx"], "unknown extension"),
         (["--as-of", "2025-12-31", "--out", "{t}/nowhere/m.parquet"], "does not exist"),
-        (["--as-of", "2025-12-31", "--out", "{t}/m.parquet", "--rules", "{t}/missing.toml"], "cannot be read"),
+        (
+            ["--as-of", "2025-12-31", "--out", "{t}/m.parquet", "--rules", "{t}/missing.toml"],
+            "cannot be read",
+        ),
         (["--as-of", "2025-12-31", "--out", "{t}/m.parquet", "--threads", "0"], "--threads 0"),
     ],
 )
@@ -66,14 +88,25 @@ def test_usage_errors_exit_2_with_one_line(book_files, capsys, args, needle):
 def test_missing_column_exit_2(book_files, small_book, capsys):
     ph, _ = small_book
     pq.write_table(ph.drop_columns(["ndc"]), book_files / "bad.parquet")
-    rc = main(["score", str(book_files / "bad.parquet"), "--as-of", "2025-12-31", "--out", str(book_files / "m.parquet")])
+    rc = main(
+        [
+            "score",
+            str(book_files / "bad.parquet"),
+            "--as-of",
+            "2025-12-31",
+            "--out",
+            str(book_files / "m.parquet"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "missing required column 'ndc'" in err and "bad.parquet" in err
 
 
 def test_help_imports_no_numba():
     code = "import sys; from rxrisk.cli import build_parser; build_parser().format_help(); print('numba' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "False"
 
 

@@ -43,8 +43,22 @@ def test_buckets_add_up_and_follow_spec(small_book):
     assert a["rows_read"] == 10 == sum(a["buckets"].values())
     # c4 paid + c4 reversal (negated quantity is fine on the reversal) -> reversed + reversal;
     # untracked NDC; empty member; bad NDC; null fill date.
-    assert a["buckets"] == {"rejected": 3, "reversal": 1, "reversed": 1, "duplicate": 0, "untracked": 1, "used": 4}
-    assert a["rejected_by_reason"] == {"member_id": 1, "fill_date": 1, "ndc": 1, "claim_status": 0, "quantity": 0, "days_supply": 0}
+    assert a["buckets"] == {
+        "rejected": 3,
+        "reversal": 1,
+        "reversed": 1,
+        "duplicate": 0,
+        "untracked": 1,
+        "used": 4,
+    }
+    assert a["rejected_by_reason"] == {
+        "member_id": 1,
+        "fill_date": 1,
+        "ndc": 1,
+        "claim_status": 0,
+        "quantity": 0,
+        "days_supply": 0,
+    }
     m = r.audit["medical"]
     assert m["buckets"] == {"rejected": 1, "unclassified": 1, "used": 2}
     assert m["rows_read"] == sum(m["buckets"].values())
@@ -62,7 +76,15 @@ def test_reason_order_and_reversal_checks():
         {
             "member_id": [None, "A", "A", "A", "A", "A", "A"],
             "fill_date": [None, None, d, d, d, d, d],
-            "ndc": ["bad", "bad", "bad", "00054466525", "00054466525", "00054466525", "00054466525"],
+            "ndc": [
+                "bad",
+                "bad",
+                "bad",
+                "00054466525",
+                "00054466525",
+                "00054466525",
+                "00054466525",
+            ],
             "quantity": [0.0, 0.0, 0.0, 0.0, float("nan"), 10.0, -5.0],
             "days_supply": [0, 0, 0, 0, 400, 0, -5],
             "claim_status": ["X", "X", "X", "X", "paid", "paid", "reversed"],
@@ -70,7 +92,12 @@ def test_reason_order_and_reversal_checks():
     )
     r = rxrisk.score(ph, as_of="2025-12-31", quarantine=True)
     assert r.quarantine.column("reject_reason").to_pylist() == [
-        "member_id", "fill_date", "ndc", "claim_status", "quantity", "days_supply",
+        "member_id",
+        "fill_date",
+        "ndc",
+        "claim_status",
+        "quantity",
+        "days_supply",
     ]
     assert r.audit["pharmacy"]["buckets"]["reversal"] == 1
 
@@ -91,7 +118,12 @@ def test_duplicates_keep_first_and_reversal_matches_all_paid():
     )
     r = rxrisk.score(ph, as_of="2025-12-31")
     assert r.audit["pharmacy"]["buckets"] == {
-        "rejected": 0, "reversal": 1, "reversed": 2, "duplicate": 1, "untracked": 0, "used": 2,
+        "rejected": 0,
+        "reversal": 1,
+        "reversed": 2,
+        "duplicate": 1,
+        "untracked": 0,
+        "used": 2,
     }
 
 
@@ -118,8 +150,13 @@ def test_every_source_kind_gives_the_same_members(small_book, tmp_path):
     with gzip.open(tmp_path / "ph.csv.gz", "wb") as f:
         f.write((tmp_path / "ph.csv").read_bytes())
     sources = [
-        ph.to_reader(), _Stream(ph), tmp_path / "ph.parquet", str(tmp_path / "folder"),
-        tmp_path / "ph.arrow", tmp_path / "ph.csv", tmp_path / "ph.csv.gz",
+        ph.to_reader(),
+        _Stream(ph),
+        tmp_path / "ph.parquet",
+        str(tmp_path / "folder"),
+        tmp_path / "ph.arrow",
+        tmp_path / "ph.csv",
+        tmp_path / "ph.csv.gz",
     ]
     for src in sources:
         got = rxrisk.score(src, md, as_of="2025-12-31").members
@@ -138,10 +175,22 @@ def test_integer_member_ids_keep_their_type(small_book):
     ("change", "needle"),
     [
         (lambda t: t.drop_columns(["days_supply"]), "missing required column 'days_supply'"),
-        (lambda t: t.set_column(2, "ndc", pa.array(range(10), pa.int64())), "column 'ndc' has type int64; expected string"),
-        (lambda t: t.set_column(1, "fill_date", pa.array([True] * 10)), "column 'fill_date' has type bool; expected date"),
-        (lambda t: t.set_column(3, "quantity", pa.array([[1]] * 10)), "column 'quantity' has type list<item: int64>; expected float"),
-        (lambda t: t.set_column(0, "member_id", pa.array([1.5] * 10)), "column 'member_id' has type double; expected string or integer"),
+        (
+            lambda t: t.set_column(2, "ndc", pa.array(range(10), pa.int64())),
+            "column 'ndc' has type int64; expected string",
+        ),
+        (
+            lambda t: t.set_column(1, "fill_date", pa.array([True] * 10)),
+            "column 'fill_date' has type bool; expected date",
+        ),
+        (
+            lambda t: t.set_column(3, "quantity", pa.array([[1]] * 10)),
+            "column 'quantity' has type list<item: int64>; expected float",
+        ),
+        (
+            lambda t: t.set_column(0, "member_id", pa.array([1.5] * 10)),
+            "column 'member_id' has type double; expected string or integer",
+        ),
     ],
 )
 def test_schema_errors_name_column_and_types(small_book, change, needle):

@@ -56,7 +56,9 @@ def parse_as_of(as_of) -> np.ndarray:
             try:
                 item = dt.date.fromisoformat(item.strip())
             except ValueError:
-                raise InputError(f"as_of value {item!r} is not a date; write it as YYYY-MM-DD") from None
+                raise InputError(
+                    f"as_of value {item!r} is not a date; write it as YYYY-MM-DD"
+                ) from None
         if not isinstance(item, dt.date):
             raise InputError(f"as_of value {item!r} is not a date; write it as YYYY-MM-DD")
         days.append((item - _EPOCH).days)
@@ -116,7 +118,14 @@ def score(
     days = parse_as_of(as_of)
     ref = load_reference(reference, edition=m.factor_edition)
     cs = load_codesets(codesets)
-    data = ingest(pharmacy, medical, reference=ref, codesets=cs, max_days_supply=m.max_days_supply, clock=clock)
+    data = ingest(
+        pharmacy,
+        medical,
+        reference=ref,
+        codesets=cs,
+        max_days_supply=m.max_days_supply,
+        clock=clock,
+    )
     claims = encode_used(data, all_members=all_members)
     clock.lap("encode")
 
@@ -133,7 +142,9 @@ def score(
     flags = evaluate_flags(ruleset, cols, nulls)
     clock.lap("rules")
 
-    members = member_table(claims.member_ids.take(pa.array(rows // k)), row_days, m, cols, nulls, flags)
+    members = member_table(
+        claims.member_ids.take(pa.array(rows // k)), row_days, m, cols, nulls, flags
+    )
     q = data.quarantine() if quarantine else None
     clock.lap("output")
 
@@ -172,14 +183,31 @@ def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
     n_chunks = max(1, min(n_members, n_threads * 8))
     if n_members:
         score_members(
-            claims.fill_offsets, claims.start, claims.end, claims.role, claims.mme,
-            claims.prescriber, claims.pharmacy,
-            claims.med_offsets, claims.med_day, claims.med_mask,
-            days, windows,
+            claims.fill_offsets,
+            claims.start,
+            claims.end,
+            claims.role,
+            claims.mme,
+            claims.prescriber,
+            claims.pharmacy,
+            claims.med_offsets,
+            claims.med_day,
+            claims.med_mask,
+            days,
+            windows,
             float(metrics.high_dose_mme - metrics.tolerance),
-            int(metrics.rolling_days), int(metrics.ed_lookback_days), int(metrics.dx_lookback_days),
-            1 << CATEGORIES.index("ed_visit"), 1 << CATEGORIES.index("opioid_overdose"),
-            claims.n_prescribers, claims.n_pharmacies, n_chunks,
-            raw["counts"], raw["mmes"], raw["scalars_f"], raw["scalars_i"], present,
+            int(metrics.rolling_days),
+            int(metrics.ed_lookback_days),
+            int(metrics.dx_lookback_days),
+            1 << CATEGORIES.index("ed_visit"),
+            1 << CATEGORIES.index("opioid_overdose"),
+            claims.n_prescribers,
+            claims.n_pharmacies,
+            n_chunks,
+            raw["counts"],
+            raw["mmes"],
+            raw["scalars_f"],
+            raw["scalars_i"],
+            present,
         )
     return raw, present

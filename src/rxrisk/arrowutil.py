@@ -24,10 +24,15 @@ def dict_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
             return np.empty(0, np.int32), pa.array([], col.type)
         dictionary = chunks[-1].dictionary
         codes = np.concatenate(
-            [c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False) for c in chunks]
+            [
+                c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+                for c in chunks
+            ]
         )
         return codes, dictionary
-    return enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False), enc.dictionary
+    return enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(
+        np.int32, copy=False
+    ), enc.dictionary
 
 
 def to_bool(col) -> np.ndarray:

@@ -63,7 +63,9 @@ class CodeSets:
     source: str
 
     def digest(self) -> str:
-        return hashlib.sha256(repr(sorted((k, sorted(v.items())) for k, v in self.patterns.items())).encode()).hexdigest()
+        return hashlib.sha256(
+            repr(sorted((k, sorted(v.items())) for k, v in self.patterns.items())).encode()
+        ).hexdigest()
 
     def classify(self, space: pa.Array, code: pa.Array) -> np.ndarray:
         """Category bitmask (uint8, bit i = ``CATEGORIES[i]``) of each (space, code) pair."""
@@ -95,7 +97,9 @@ def load_codesets(path=None) -> CodeSets:
     found = {c.name: c for c in parsed.category}
     missing = [c for c in CATEGORIES if c not in found]
     if missing:
-        raise InputError(f"code-set file {path}: category '{missing[0]}' is missing; define all of {', '.join(CATEGORIES)}")
+        raise InputError(
+            f"code-set file {path}: category '{missing[0]}' is missing; define all of {', '.join(CATEGORIES)}"
+        )
     patterns = {}
     for name in CATEGORIES:
         c = found[name]
@@ -105,5 +109,7 @@ def load_codesets(path=None) -> CodeSets:
                 try:
                     pc.match_substring_regex(pa.array(["x"]), p)
                 except pa.ArrowInvalid as exc:
-                    raise InputError(f"code-set file {path}: category '{name}' {sp} pattern {p!r} is not a valid RE2 regex ({exc})") from None
+                    raise InputError(
+                        f"code-set file {path}: category '{name}' {sp} pattern {p!r} is not a valid RE2 regex ({exc})"
+                    ) from None
     return CodeSets(patterns=patterns, source=str(path))

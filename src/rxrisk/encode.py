@@ -39,7 +39,9 @@ class DrugTable:
     @classmethod
     def from_reference(cls, ref: pa.Table) -> DrugTable:
         codes, distinct = dict_codes(ref.column("drug_class"))
-        role_of_distinct = np.array([_ROLE_OF_CLASS[c] for c in distinct.to_pylist()] + [0], np.uint8)
+        role_of_distinct = np.array(
+            [_ROLE_OF_CLASS[c] for c in distinct.to_pylist()] + [0], np.uint8
+        )
         return cls(
             role=role_of_distinct[codes],
             strength=to_numpy(ref.column("strength_per_unit"), np.float64, np.nan),
@@ -69,7 +71,9 @@ class Claims:
     med_mask: np.ndarray  # uint8
 
 
-def covered_days(days_supply: np.ndarray, quantity: np.ndarray, days_per_unit: np.ndarray) -> np.ndarray:
+def covered_days(
+    days_supply: np.ndarray, quantity: np.ndarray, days_per_unit: np.ndarray
+) -> np.ndarray:
     """Covered days: days_supply, or max(1, round_half_up(quantity x days_per_unit)) for patches."""
     patch = ~np.isnan(days_per_unit)
     out = days_supply.astype(np.int64, copy=True)
@@ -105,7 +109,9 @@ def _packed_order(member: np.ndarray, day: np.ndarray) -> np.ndarray:
     b_day = max(1, int(day_off.max()).bit_length())
     b_mem = max(1, int(member.max()).bit_length())
     if b_row + b_day + b_mem <= 64:
-        key = (member.astype(np.uint64) << np.uint64(b_day + b_row)) | (day_off.astype(np.uint64) << np.uint64(b_row))
+        key = (member.astype(np.uint64) << np.uint64(b_day + b_row)) | (
+            day_off.astype(np.uint64) << np.uint64(b_row)
+        )
         key |= np.arange(n, dtype=np.uint64)
         key.sort()
         return (key & np.uint64((1 << b_row) - 1)).astype(np.int64)
@@ -199,4 +205,3 @@ def encode(
         med_day=med_day,
         med_mask=med_mask,
     )
-

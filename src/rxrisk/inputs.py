@@ -92,7 +92,9 @@ def _read_path(path: Path, label: str) -> pa.Table:
                 ),
             )
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{label} input {path}: cannot be read ({str(exc).splitlines()[0]})") from None
+        raise InputError(
+            f"{label} input {path}: cannot be read ({str(exc).splitlines()[0]})"
+        ) from None
     raise InputError(
         f"{label} input {path}: unknown file type; use .parquet (or a folder of them), .arrow/.feather, or .csv/.csv.gz"
     )

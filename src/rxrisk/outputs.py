@@ -51,7 +51,9 @@ _DX_BITS = {
 }
 
 
-def metric_columns(metrics, rows, as_of_days, raw) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def metric_columns(
+    metrics, rows, as_of_days, raw
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Metric columns (numpy) of the selected kernel output rows.
 
     Parameters
@@ -86,7 +88,9 @@ def metric_columns(metrics, rows, as_of_days, raw) -> tuple[dict[str, np.ndarray
     last = si[:, 5]
     none = last == NO_DATE
     cols["last_emergency_date"] = np.where(none, 0, last).astype(np.int32)
-    cols["days_since_emergency"] = np.where(none, 0, as_of_days.astype(np.int64) - last).astype(np.int32)
+    cols["days_since_emergency"] = np.where(none, 0, as_of_days.astype(np.int64) - last).astype(
+        np.int32
+    )
     bits = si[:, 6]
     for name, mask in _DX_BITS.items():
         cols[name] = (bits & mask) != 0
@@ -98,7 +102,9 @@ def reasons_array(flags: dict[str, np.ndarray], n: int) -> pa.Array:
     """list<string> of the names of the true flags per row, in flag order (vectorised)."""
     names = list(flags)
     if not names:
-        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string()))
+        return pa.ListArray.from_arrays(
+            pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string())
+        )
     matrix = np.column_stack([flags[k] for k in names]) if n else np.zeros((0, len(names)), bool)
     offsets = np.zeros(n + 1, np.int32)
     np.cumsum(matrix.sum(axis=1), out=offsets[1:])
@@ -107,7 +113,9 @@ def reasons_array(flags: dict[str, np.ndarray], n: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
-def member_table(member_ids: pa.Array, as_of_days: np.ndarray, metrics, cols, nulls, flags) -> pa.Table:
+def member_table(
+    member_ids: pa.Array, as_of_days: np.ndarray, metrics, cols, nulls, flags
+) -> pa.Table:
     """Assemble the SPEC 4 member table."""
     n = len(as_of_days)
     arrays = [member_ids, pa.array(as_of_days.astype(np.int32), pa.int32()).view(pa.date32())]
@@ -129,7 +137,9 @@ def member_table(member_ids: pa.Array, as_of_days: np.ndarray, metrics, cols, nu
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def quarantine_table(parts: list[tuple[str, pa.Table, np.ndarray, np.ndarray, tuple[str, ...]]]) -> pa.Table:
+def quarantine_table(
+    parts: list[tuple[str, pa.Table, np.ndarray, np.ndarray, tuple[str, ...]]],
+) -> pa.Table:
     """Rejected rows as read, with ``source``, ``row_number`` (1-based) and ``reject_reason``.
 
     ``parts`` holds (source label, raw table, row indices, reason codes, reason names).
@@ -142,7 +152,9 @@ def quarantine_table(parts: list[tuple[str, pa.Table, np.ndarray, np.ndarray, tu
             {
                 "source": pa.array([label] * len(rows), pa.string()),
                 "row_number": pa.array(rows + 1, pa.int64()),
-                "reject_reason": pa.array(reason_names, pa.string()).take(pa.array(reason.astype(np.int32))),
+                "reject_reason": pa.array(reason_names, pa.string()).take(
+                    pa.array(reason.astype(np.int32))
+                ),
             }
         )
         for name in taken.column_names:
@@ -151,7 +163,14 @@ def quarantine_table(parts: list[tuple[str, pa.Table, np.ndarray, np.ndarray, tu
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        texts = [t.cast(pa.schema([pa.field(f.name, pa.string()) if i >= 3 else f for i, f in enumerate(t.schema)])) for t in tables]
+        texts = [
+            t.cast(
+                pa.schema(
+                    [pa.field(f.name, pa.string()) if i >= 3 else f for i, f in enumerate(t.schema)]
+                )
+            )
+            for t in tables
+        ]
         return pa.concat_tables(texts, promote_options="permissive")
 
 
@@ -164,7 +183,9 @@ def check_output_path(path, what: str = "--out") -> Path:
     """Validate an output path early (before any work): known extension, folder exists."""
     p = Path(path)
     if p.suffix.lower() not in _FORMATS and what != "--audit":
-        raise InputError(f"{what} {p}: unknown extension '{p.suffix}'; use one of {', '.join(_FORMATS)}")
+        raise InputError(
+            f"{what} {p}: unknown extension '{p.suffix}'; use one of {', '.join(_FORMATS)}"
+        )
     if not p.parent.exists() and str(p.parent) not in ("", "."):
         raise InputError(f"{what} {p}: folder {p.parent} does not exist; create it first")
     return p
@@ -209,7 +230,9 @@ def write_table(table: pa.Table, path) -> None:
             with ipc.new_file(tmp, table.schema) as writer:
                 writer.write_table(table)
         else:  # guarded by check_output_path
-            raise InputError(f"{path}: unknown extension '{path.suffix}'; use one of {', '.join(_FORMATS)}")
+            raise InputError(
+                f"{path}: unknown extension '{path.suffix}'; use one of {', '.join(_FORMATS)}"
+            )
 
 
 def write_json(obj, path) -> None:

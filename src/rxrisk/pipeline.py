@@ -50,7 +50,9 @@ class Ingested:
         """The ``pharmacy`` and ``medical`` blocks of the audit (SPEC 4)."""
         return {
             "pharmacy": self.pharmacy_rows.counts(),
-            "medical": self.medical_rows.counts() if self.medical_rows is not None else validate.empty_medical_counts(),
+            "medical": self.medical_rows.counts()
+            if self.medical_rows is not None
+            else validate.empty_medical_counts(),
         }
 
     def used_pharmacy_rows(self) -> np.ndarray:
@@ -62,20 +64,40 @@ class Ingested:
         from rxrisk.outputs import quarantine_table
 
         r = self.pharmacy_rows.reason
-        parts = [("pharmacy", self.pharmacy_source.table, np.flatnonzero(r >= 0), r[r >= 0], validate.PHARMACY_REASONS)]
+        parts = [
+            (
+                "pharmacy",
+                self.pharmacy_source.table,
+                np.flatnonzero(r >= 0),
+                r[r >= 0],
+                validate.PHARMACY_REASONS,
+            )
+        ]
         if self.medical_rows is not None:
             m = self.medical_rows.reason
-            parts.append(("medical", self.medical_source.table, np.flatnonzero(m >= 0), m[m >= 0], validate.MEDICAL_REASONS))
+            parts.append(
+                (
+                    "medical",
+                    self.medical_source.table,
+                    np.flatnonzero(m >= 0),
+                    m[m >= 0],
+                    validate.MEDICAL_REASONS,
+                )
+            )
         return quarantine_table(parts)
 
 
-def ingest(pharmacy, medical, *, reference: pa.Table, codesets, max_days_supply: int, clock: Clock) -> Ingested:
+def ingest(
+    pharmacy, medical, *, reference: pa.Table, codesets, max_days_supply: int, clock: Clock
+) -> Ingested:
     """Read both inputs, check their schemas and put every row in its bucket (SPEC 1)."""
     ph_src = inputs.read_source(pharmacy, label="pharmacy")
     md_src = inputs.read_source(medical, label="medical") if medical is not None else None
     clock.lap("read")
     ph = inputs.conform_pharmacy(ph_src)
-    ph_rows = validate.validate_pharmacy(ph, reference.column("ndc").combine_chunks(), max_days_supply=max_days_supply)
+    ph_rows = validate.validate_pharmacy(
+        ph, reference.column("ndc").combine_chunks(), max_days_supply=max_days_supply
+    )
     out = Ingested(reference=reference, pharmacy_source=ph_src, pharmacy=ph, pharmacy_rows=ph_rows)
     if md_src is not None:
         out.medical_source = md_src
@@ -107,7 +129,9 @@ def encode_used(data: Ingested, *, all_members: bool = False):
         if data.medical is not None:
             seen.append(data.medical.member_id.filter(pa.array(data.medical_rows.reason != 0)))
         if len({str(s.type) for s in seen}) != 1:
-            raise InputError("member_id has different types in pharmacy and medical; give both the same type")
+            raise InputError(
+                "member_id has different types in pharmacy and medical; give both the same type"
+            )
         extra = pa.chunked_array([c for s in seen for c in s.chunks], type=seen[0].type)
     return encode(
         pharmacy_member=ph.member_id.take(take),

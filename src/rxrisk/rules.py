@@ -89,7 +89,9 @@ def load_rules(source=None) -> RuleSet:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"rules file {path}: cannot be read ({exc.strerror}); check the path") from None
+        raise InputError(
+            f"rules file {path}: cannot be read ({exc.strerror}); check the path"
+        ) from None
     try:
         rules = msgspec.toml.decode(raw, type=RuleSet)
     except msgspec.ValidationError as exc:
@@ -114,17 +116,25 @@ def _check(rules: RuleSet) -> None:
     m = rules.metrics
     where = f"rules file {rules.source}"
     if not m.windows:
-        raise InputError(f"{where}: [metrics] windows is empty; give at least one window, e.g. [90, 180, 365]")
+        raise InputError(
+            f"{where}: [metrics] windows is empty; give at least one window, e.g. [90, 180, 365]"
+        )
     if any(w < 1 or w > 3660 for w in m.windows) or len(set(m.windows)) != len(m.windows):
-        raise InputError(f"{where}: [metrics] windows {m.windows} must be distinct whole days between 1 and 3660")
+        raise InputError(
+            f"{where}: [metrics] windows {m.windows} must be distinct whole days between 1 and 3660"
+        )
     if list(m.windows) != sorted(m.windows):
-        raise InputError(f"{where}: [metrics] windows {m.windows} must be in ascending order, e.g. {sorted(m.windows)}")
+        raise InputError(
+            f"{where}: [metrics] windows {m.windows} must be in ascending order, e.g. {sorted(m.windows)}"
+        )
     for name in ("rolling_days", "ed_lookback_days", "dx_lookback_days", "max_days_supply"):
         value = getattr(m, name)
         if value < 1 or value > 3660:
             raise InputError(f"{where}: [metrics] {name} = {value} must be between 1 and 3660")
     if m.factor_edition not in EDITIONS:
-        raise InputError(f"{where}: [metrics] factor_edition {m.factor_edition!r} is unknown; use one of {', '.join(EDITIONS)}")
+        raise InputError(
+            f"{where}: [metrics] factor_edition {m.factor_edition!r} is unknown; use one of {', '.join(EDITIONS)}"
+        )
     if not (0 <= m.tolerance < 1):
         raise InputError(f"{where}: [metrics] tolerance {m.tolerance} must be >= 0 and < 1")
     compile_flags(rules, _metric_kinds(m))
@@ -158,14 +168,24 @@ def compile_flags(rules: RuleSet, kinds: dict[str, str]) -> list[tuple[str, ast.
         where = f"rules file {rules.source}: flag {flag.name!r} (flags[{i}])"
         if not flag.name.isidentifier():
             raise InputError(f"{where}: name must be a plain identifier such as high_dose")
-        if flag.name in seen or flag.name in kinds or flag.name in ("member_id", "as_of", "reasons"):
-            raise InputError(f"{where}: name is already used by a metric or an earlier flag; rename it")
+        if (
+            flag.name in seen
+            or flag.name in kinds
+            or flag.name in ("member_id", "as_of", "reasons")
+        ):
+            raise InputError(
+                f"{where}: name is already used by a metric or an earlier flag; rename it"
+            )
         try:
             tree = ast.parse(" ".join(flag.when.split()), mode="eval").body
         except SyntaxError as exc:
-            raise InputError(f"{where}: field when: cannot parse {flag.when!r} ({exc.msg})") from None
+            raise InputError(
+                f"{where}: field when: cannot parse {flag.when!r} ({exc.msg})"
+            ) from None
         if _check_node(tree, known, where) != "bool":
-            raise InputError(f"{where}: field when: {ast.unparse(tree)!r} is a number, not a condition; compare it, e.g. {ast.unparse(tree)} >= 1")
+            raise InputError(
+                f"{where}: field when: {ast.unparse(tree)!r} is a number, not a condition; compare it, e.g. {ast.unparse(tree)} >= 1"
+            )
         compiled.append((flag.name, tree))
         known[flag.name] = "bool"
         seen.add(flag.name)
@@ -176,31 +196,52 @@ def _check_node(node: ast.AST, known: dict[str, str], where: str) -> str:
     if isinstance(node, ast.BoolOp):
         for v in node.values:
             if _check_node(v, known, where) != "bool":
-                raise InputError(f"{where}: field when: {ast.unparse(v)!r} is a number, not a condition; compare it, e.g. {ast.unparse(v)} >= 1")
+                raise InputError(
+                    f"{where}: field when: {ast.unparse(v)!r} is a number, not a condition; compare it, e.g. {ast.unparse(v)} >= 1"
+                )
         return "bool"
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         if _check_node(node.operand, known, where) != "bool":
-            raise InputError(f"{where}: field when: 'not' needs a condition, got {ast.unparse(node.operand)!r}")
+            raise InputError(
+                f"{where}: field when: 'not' needs a condition, got {ast.unparse(node.operand)!r}"
+            )
         return "bool"
     if isinstance(node, ast.Compare):
         if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE:
-            raise InputError(f"{where}: field when: {ast.unparse(node)!r}: use one comparison (>=, >, <=, <, ==, !=) of a column with a number")
+            raise InputError(
+                f"{where}: field when: {ast.unparse(node)!r}: use one comparison (>=, >, <=, <, ==, !=) of a column with a number"
+            )
         left, right = node.left, node.comparators[0]
-        if not (isinstance(left, ast.Name) and isinstance(right, ast.Constant) and isinstance(right.value, (int, float)) and not isinstance(right.value, bool)):
-            raise InputError(f"{where}: field when: {ast.unparse(node)!r}: write column <op> number, e.g. mme_avg_180d >= 90")
+        if not (
+            isinstance(left, ast.Name)
+            and isinstance(right, ast.Constant)
+            and isinstance(right.value, (int, float))
+            and not isinstance(right.value, bool)
+        ):
+            raise InputError(
+                f"{where}: field when: {ast.unparse(node)!r}: write column <op> number, e.g. mme_avg_180d >= 90"
+            )
         if _check_node(left, known, where) != "number":
-            raise InputError(f"{where}: field when: {left.id!r} is a condition, not a number; use it without a comparison")
+            raise InputError(
+                f"{where}: field when: {left.id!r} is a condition, not a number; use it without a comparison"
+            )
         return "bool"
     if isinstance(node, ast.Name):
         if node.id not in known:
-            near = ", ".join(sorted(k for k in known if k.split("_")[0] == node.id.split("_")[0])[:6])
+            near = ", ".join(
+                sorted(k for k in known if k.split("_")[0] == node.id.split("_")[0])[:6]
+            )
             hint = f" (did you mean one of: {near})" if near else ""
             raise InputError(f"{where}: field when: unknown column or flag {node.id!r}{hint}")
         return known[node.id]
-    raise InputError(f"{where}: field when: {ast.unparse(node)!r} is not allowed; use and/or/not, parentheses and column <op> number")
+    raise InputError(
+        f"{where}: field when: {ast.unparse(node)!r} is not allowed; use and/or/not, parentheses and column <op> number"
+    )
 
 
-def evaluate_flags(rules: RuleSet, columns: dict[str, np.ndarray], nulls: dict[str, np.ndarray] | None = None):
+def evaluate_flags(
+    rules: RuleSet, columns: dict[str, np.ndarray], nulls: dict[str, np.ndarray] | None = None
+):
     """Evaluate the flags over metric columns, vectorised.
 
     Parameters
@@ -251,7 +292,9 @@ def _eval(node, env, nulls, tol):
         return np.logical_not(_eval(node.operand, env, nulls, tol))
     if isinstance(node, ast.Compare):
         col = env[node.left.id]
-        res = _OPS[_COMPARE[type(node.ops[0])]](col.astype(np.float64), float(node.comparators[0].value), tol)
+        res = _OPS[_COMPARE[type(node.ops[0])]](
+            col.astype(np.float64), float(node.comparators[0].value), tol
+        )
         if node.left.id in nulls:
             res = res & ~nulls[node.left.id]
         return res
@@ -263,4 +306,3 @@ def _eval(node, env, nulls, tol):
 def describe(rules: RuleSet) -> str:
     """Return the rule set as JSON text (for the audit and ``--help`` pages)."""
     return json.dumps(msgspec.to_builtins(rules), indent=2)
-

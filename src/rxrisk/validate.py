@@ -74,7 +74,9 @@ def _first_reason(checks: list[np.ndarray], n: int) -> np.ndarray:
     return reason
 
 
-def _ndc_lookup(ndc: pa.ChunkedArray, reference_ndc: pa.Array) -> tuple[pa.ChunkedArray, np.ndarray]:
+def _ndc_lookup(
+    ndc: pa.ChunkedArray, reference_ndc: pa.Array
+) -> tuple[pa.ChunkedArray, np.ndarray]:
     """Normalise on distinct values; return normalised NDCs and reference row per input row."""
     codes, distinct = dict_codes(ndc)
     norm = normalize_ndc(distinct)
@@ -84,15 +86,23 @@ def _ndc_lookup(ndc: pa.ChunkedArray, reference_ndc: pa.Array) -> tuple[pa.Chunk
     per_distinct = np.where(norm_valid, ref_of_distinct, -2).astype(np.int32)
     per_distinct = np.append(per_distinct, np.int32(-2))  # the slot for null inputs (code -1)
     per_row = per_distinct[codes]
-    norm_rows = pc.take(norm, pa.array(codes, mask=codes < 0)) if len(distinct) else pa.nulls(len(codes), pa.string())
+    norm_rows = (
+        pc.take(norm, pa.array(codes, mask=codes < 0))
+        if len(distinct)
+        else pa.nulls(len(codes), pa.string())
+    )
     return pa.chunked_array([norm_rows]), per_row
 
 
-def validate_pharmacy(cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int) -> PharmacyRows:
+def validate_pharmacy(
+    cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int
+) -> PharmacyRows:
     """Put every pharmacy row in its SPEC 1.5 bucket."""
     n = len(cols)
     status = pc.utf8_lower(cols.claim_status)
-    is_paid = to_bool(pc.or_kleene(pc.is_null(status), pc.is_in(status, value_set=pa.array(["paid", "p"]))))
+    is_paid = to_bool(
+        pc.or_kleene(pc.is_null(status), pc.is_in(status, value_set=pa.array(["paid", "p"])))
+    )
     is_rev = to_bool(pc.is_in(status, value_set=pa.array(["reversed", "r"])))
     ndc_norm, ref_row = _ndc_lookup(cols.ndc, reference_ndc)
 
@@ -136,7 +146,9 @@ def validate_pharmacy(cols: PharmacyColumns, reference_ndc: pa.Array, *, max_day
 
     untracked = paid_ok & ~reversed_ & ~dup & (ref_row < 0)
     bucket[untracked] = PHARMACY_BUCKETS.index("untracked")
-    return PharmacyRows(bucket=bucket, reason=reason, ref_index=np.where(ref_row >= 0, ref_row, -1), ndc=ndc_norm)
+    return PharmacyRows(
+        bucket=bucket, reason=reason, ref_index=np.where(ref_row >= 0, ref_row, -1), ndc=ndc_norm
+    )
 
 
 @dataclass
@@ -176,7 +188,9 @@ def validate_medical(cols: MedicalColumns, codesets) -> MedicalRows:
     mask = np.zeros(n, np.uint8)
     if ok.any():
         # Classify distinct (code space, code) pairs only.
-        space = pc.if_else(pc.is_in(code_type, value_set=pa.array(["CPT", "HCPCS"])), "PROC", code_type)
+        space = pc.if_else(
+            pc.is_in(code_type, value_set=pa.array(["CPT", "HCPCS"])), "PROC", code_type
+        )
         key = pc.binary_join_element_wise(space, cols.code, "\x1f")
         codes, distinct = dict_codes(key)
         parts = pc.split_pattern(distinct, "\x1f", max_splits=1)
