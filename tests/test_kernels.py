@@ -168,3 +168,51 @@ def test_medical_lookback_matches_reference(rows, a, ed_days, dx_days):
     w_ed, w_od, w_last, w_bits = naive.kernel_medical(day, mask, a, ed_days, dx_days, 1, 2)
     assert (ed, od, bits) == (w_ed, w_od, w_bits)
     assert last == (NO_DATE if w_last is None else w_last)
+
+
+def _naive_claim_match(ids, is_reversal, is_candidate):
+    clean = [None if i is None or not i.strip(" \t\r\n") else i.strip(" \t\r\n") for i in ids]
+    rev_ids = {c for c, r in zip(clean, is_reversal, strict=True) if r and c is not None}
+    reversed_, dup, seen = [], [], set()
+    for c, cand in zip(clean, is_candidate, strict=True):
+        r = bool(cand and c is not None and c in rev_ids)
+        d = bool(cand and c is not None and not r and c in seen)
+        if cand and c is not None and not r:
+            seen.add(c)
+        reversed_.append(r)
+        dup.append(d)
+    return reversed_, dup
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [None, "", " ", "a", " a", "a\t", "b", "ab", "ba", "c1", "c2", "\r\nc1"]
+            ),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=25,
+    ),
+    st.sampled_from([None, 60, 63]),
+)
+def test_claim_id_matching_survives_hash_collisions(rows, row_bits):
+    import pyarrow as pa
+
+    from rxrisk.arrowutil import string_buffers
+    from rxrisk.kernels.strings import hash_ids, match_sorted_ids
+
+    ids = [r[0] for r in rows]
+    is_rev = np.array([r[1] for r in rows], bool)
+    is_cand = np.array([r[2] and not r[1] for r in rows], bool)
+    offsets, data, null = string_buffers(pa.chunked_array([pa.array(ids, pa.string())]))
+    # row_bits 60 / 63 leave 4 / 1 hash bits: nearly every id collides, so the string
+    # comparison inside each run is what keeps different ids apart.
+    bits = row_bits or max(1, (len(ids) - 1).bit_length())
+    keys, starts, ends = hash_ids(offsets, data, null, is_rev | is_cand, bits)
+    keys.sort()
+    got = match_sorted_ids(keys, bits, starts, ends, data, is_rev, is_cand)
+    want = _naive_claim_match(ids, is_rev, is_cand)
+    assert got[0].tolist() == want[0] and got[1].tolist() == want[1]

@@ -63,3 +63,32 @@ def to_numpy(col, dtype, fill=0) -> np.ndarray:
     if col.null_count:
         col = pc.fill_null(col, fill)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def string_buffers(col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A string column as (offsets int64[n + 1], data uint8, null bool[n]) for byte kernels.
+
+    Chunks are concatenated (one copy of offsets and data; no per-row Python work).
+    """
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    offs, datas, nulls = [], [], []
+    base = 0
+    for ch in chunks:
+        if pa.types.is_dictionary(ch.type):
+            ch = ch.cast(ch.type.value_type)
+        if not (pa.types.is_string(ch.type) or pa.types.is_large_string(ch.type)):
+            ch = ch.cast(pa.large_string())
+        n = len(ch)
+        _, ob, db = ch.buffers()[:3]
+        odt = np.int64 if pa.types.is_large_string(ch.type) else np.int32
+        o = np.frombuffer(ob, dtype=odt, count=n + 1, offset=ch.offset * np.dtype(odt).itemsize).astype(np.int64) if n else np.zeros(1, np.int64)
+        lo, hi = int(o[0]), int(o[-1])
+        d = np.frombuffer(db, dtype=np.uint8)[lo:hi] if db is not None and hi > lo else np.zeros(0, np.uint8)
+        offs.append(o[:-1] - lo + base if n else np.zeros(0, np.int64))
+        datas.append(d)
+        nulls.append(is_null(ch) if ch.null_count else np.zeros(n, bool))
+        base += hi - lo
+    offsets = np.concatenate([*offs, np.array([base], np.int64)])
+    data = np.concatenate(datas) if datas else np.zeros(0, np.uint8)
+    null = np.concatenate(nulls) if nulls else np.zeros(0, bool)
+    return offsets, data, null

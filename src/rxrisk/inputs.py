@@ -136,24 +136,24 @@ def empty_to_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
 
 
-def as_text(src: Source, name: str, *, empty_is_null: bool = True) -> pa.ChunkedArray:
-    """A trimmed string column (integers are written as text)."""
+def as_text(src: Source, name: str) -> pa.ChunkedArray:
+    """A string column (integers are written as text), not yet trimmed.
+
+    Trimming and empty-to-null (SPEC 1.1) are applied where values are used, on distinct
+    values or on the kept rows (:func:`clean_text`), so the whole book is never copied
+    for it; blank checks on every row run as a byte scan (``kernels.strings``).
+    """
     col = _decode(src.table.column(name))
     t = col.type
     if pa.types.is_null(t):
         return pa.chunked_array([pa.nulls(len(col), pa.string())])
-    if pa.types.is_integer(t):
-        col = col.cast(pa.string())
-    elif _is_text(t):
-        col = col.cast(pa.string())
-    else:
-        raise _type_error(src, name, t, "string")
-    col = trim(col)
-    return empty_to_null(col) if empty_is_null else col
+    if pa.types.is_integer(t) or _is_text(t):
+        return col.cast(pa.string())
+    raise _type_error(src, name, t, "string")
 
 
 def as_member_id(src: Source) -> pa.ChunkedArray:
-    """member_id as string (trimmed, empty -> null) or int64, keeping the input's kind."""
+    """member_id as string (not yet trimmed) or int64, keeping the input's kind."""
     col = _decode(src.table.column("member_id"))
     t = col.type
     if pa.types.is_integer(t):
@@ -161,8 +161,15 @@ def as_member_id(src: Source) -> pa.ChunkedArray:
     if pa.types.is_null(t):
         return pa.chunked_array([pa.nulls(len(col), pa.string())])
     if _is_text(t):
-        return empty_to_null(trim(col.cast(pa.string())))
+        return col.cast(pa.string())
     raise _type_error(src, "member_id", t, "string or integer")
+
+
+def clean_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Trim strings and turn empty ones into nulls (SPEC 1.1); other types pass through."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return empty_to_null(trim(col))
+    return col
 
 
 def as_date(src: Source, name: str) -> pa.ChunkedArray:

@@ -119,27 +119,27 @@ def encode_used(data: Ingested, *, all_members: bool = False):
         mused = np.flatnonzero(data.medical_rows.bucket == validate.MEDICAL_BUCKETS.index("used"))
         mtake = pa.array(mused, pa.int64())
         med_args = {
-            "medical_member": data.medical.member_id.take(mtake),
+            "medical_member": inputs.clean_text(data.medical.member_id.take(mtake)),
             "service_date": data.medical.service_date.take(mtake),
             "medical_mask": data.medical_rows.mask[mused],
         }
     extra = None
     if all_members:
-        seen = [ph.member_id.filter(pa.array(rows.reason != 0))]
+        seen = [inputs.clean_text(ph.member_id.filter(pa.array(rows.reason != 0)))]
         if data.medical is not None:
-            seen.append(data.medical.member_id.filter(pa.array(data.medical_rows.reason != 0)))
+            seen.append(inputs.clean_text(data.medical.member_id.filter(pa.array(data.medical_rows.reason != 0))))
         if len({str(s.type) for s in seen}) != 1:
             raise InputError(
                 "member_id has different types in pharmacy and medical; give both the same type"
             )
         extra = pa.chunked_array([c for s in seen for c in s.chunks], type=seen[0].type)
     return encode(
-        pharmacy_member=ph.member_id.take(take),
+        pharmacy_member=inputs.clean_text(ph.member_id.take(take)),
         fill_date=ph.fill_date.take(take),
         quantity=ph.quantity.take(take),
         days_supply=ph.days_supply.take(take),
-        prescriber=ph.prescriber_id.take(take),
-        pharmacy=ph.pharmacy_id.take(take),
+        prescriber=inputs.clean_text(ph.prescriber_id.take(take)),
+        pharmacy=inputs.clean_text(ph.pharmacy_id.take(take)),
         ref_index=rows.ref_index[used],
         input_row=used.astype(np.int64),
         drugs=DrugTable.from_reference(data.reference),

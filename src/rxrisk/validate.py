@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.arrowutil import dict_codes, is_null, to_bool, to_numpy
-from rxrisk.inputs import MedicalColumns, PharmacyColumns
+from rxrisk.arrowutil import dict_codes, is_null, string_buffers, to_bool, to_numpy
+from rxrisk.inputs import MedicalColumns, PharmacyColumns, trim
 
 PHARMACY_BUCKETS = ("rejected", "reversal", "reversed", "duplicate", "untracked", "used")
 PHARMACY_REASONS = ("member_id", "fill_date", "ndc", "claim_status", "quantity", "days_supply")
@@ -55,7 +55,13 @@ class PharmacyRows:
     bucket: np.ndarray  # int8 index into PHARMACY_BUCKETS
     reason: np.ndarray  # int8 index into PHARMACY_REASONS, -1 when not rejected
     ref_index: np.ndarray  # int32 reference row of the normalised NDC, -1 when none
-    ndc: pa.ChunkedArray  # normalised NDC (null where rejected for ndc)
+    ndc_codes: np.ndarray  # int32 index into ndc_distinct, -1 for null input
+    ndc_distinct: pa.Array  # normalised distinct NDCs (null where not parseable)
+
+    def normalized_ndc(self, rows: np.ndarray) -> pa.Array:
+        """The normalised 11-digit NDC of the given rows (null where rejected for ndc)."""
+        codes = self.ndc_codes[rows]
+        return pc.take(self.ndc_distinct, pa.array(codes, mask=codes < 0))
 
     def counts(self) -> dict:
         b = np.bincount(self.bucket, minlength=len(PHARMACY_BUCKETS))
@@ -74,46 +80,63 @@ def _first_reason(checks: list[np.ndarray], n: int) -> np.ndarray:
     return reason
 
 
-def _ndc_lookup(
-    ndc: pa.ChunkedArray, reference_ndc: pa.Array
-) -> tuple[pa.ChunkedArray, np.ndarray]:
-    """Normalise on distinct values; return normalised NDCs and reference row per input row."""
+def _blank(col: pa.ChunkedArray) -> np.ndarray:
+    """Null or whitespace-only rows (integers: null only), by a byte scan of the buffers."""
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return is_null(col)
+    from rxrisk.kernels.strings import blank_rows
+
+    return blank_rows(*string_buffers(col))
+
+
+def _ndc_lookup(ndc: pa.ChunkedArray, reference_ndc: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Normalise on distinct values; return per-row reference rows and distinct codes.
+
+    Returns ``(ref_row, codes, normalised_distinct)``: ref_row is -2 where the NDC is rejected
+    (null or unparseable), -1 where valid but not in the reference; ``codes`` index
+    ``normalised_distinct`` (-1 for null input).
+    """
     codes, distinct = dict_codes(ndc)
-    norm = normalize_ndc(distinct)
+    norm = normalize_ndc(trim(distinct))
     ref_of_distinct = to_numpy(pc.index_in(norm, value_set=reference_ndc), np.int32, -1)
-    norm_valid = ~is_null(norm)
-    # -2 marks "rejected for ndc"; -1 "valid but not in the reference".
-    per_distinct = np.where(norm_valid, ref_of_distinct, -2).astype(np.int32)
-    per_distinct = np.append(per_distinct, np.int32(-2))  # the slot for null inputs (code -1)
-    per_row = per_distinct[codes]
-    norm_rows = (
-        pc.take(norm, pa.array(codes, mask=codes < 0))
-        if len(distinct)
-        else pa.nulls(len(codes), pa.string())
-    )
-    return pa.chunked_array([norm_rows]), per_row
+    per_distinct = np.where(~is_null(norm), ref_of_distinct, -2).astype(np.int32)
+    per_distinct = np.append(per_distinct, np.int32(-2))  # slot -1: null input
+    return per_distinct[codes], codes, norm
 
 
-def validate_pharmacy(
-    cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int
-) -> PharmacyRows:
+def match_claim_ids(claim_id: pa.ChunkedArray, is_reversal: np.ndarray, is_candidate: np.ndarray):
+    """Reversed and duplicate rows by trimmed claim id: hash, one uint64 sort, one scan."""
+    from rxrisk.kernels.strings import hash_ids, match_sorted_ids
+
+    offsets, data, null = string_buffers(claim_id)
+    row_bits = max(1, int(len(null) - 1).bit_length())
+    keys, starts, ends = hash_ids(offsets, data, null, is_reversal | is_candidate, row_bits)
+    keys.sort()
+    return match_sorted_ids(keys, row_bits, starts, ends, data, is_reversal, is_candidate)
+
+
+def _status(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(is_paid, is_reversal) per row, decided on the distinct trimmed, lower-cased values."""
+    codes, distinct = dict_codes(col)
+    low = pc.utf8_lower(trim(distinct))
+    paid = to_bool(pc.or_kleene(pc.equal(low, ""), pc.is_in(low, value_set=pa.array(["paid", "p"]))))
+    rev = to_bool(pc.is_in(low, value_set=pa.array(["reversed", "r"])))
+    return np.append(paid, True)[codes], np.append(rev, False)[codes]
+
+
+def validate_pharmacy(cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int) -> PharmacyRows:
     """Put every pharmacy row in its SPEC 1.5 bucket."""
     n = len(cols)
-    status = pc.utf8_lower(cols.claim_status)
-    is_paid = to_bool(
-        pc.or_kleene(pc.is_null(status), pc.is_in(status, value_set=pa.array(["paid", "p"])))
-    )
-    is_rev = to_bool(pc.is_in(status, value_set=pa.array(["reversed", "r"])))
-    ndc_norm, ref_row = _ndc_lookup(cols.ndc, reference_ndc)
+    is_paid, is_rev = _status(cols.claim_status)
+    ref_row, ndc_codes, ndc_distinct = _ndc_lookup(cols.ndc, reference_ndc)
 
     qty = to_numpy(cols.quantity, np.float64, np.nan)
     with np.errstate(invalid="ignore"):
         qty_bad = ~np.isfinite(qty) | ~(qty > 0)
-    ds_null = is_null(cols.days_supply)
     ds = to_numpy(cols.days_supply, np.int64, 0)
-    ds_bad = ds_null | (ds <= 0) | (ds > max_days_supply)
+    ds_bad = is_null(cols.days_supply) | (ds <= 0) | (ds > max_days_supply)
     checks = [
-        is_null(cols.member_id),
+        _blank(cols.member_id),
         is_null(cols.fill_date),
         ref_row == -2,
         ~(is_paid | is_rev),
@@ -124,30 +147,20 @@ def validate_pharmacy(
     ok = reason < 0
     bucket = np.full(n, PHARMACY_BUCKETS.index("used"), np.int8)
     bucket[~ok] = 0
-
     reversal = ok & is_rev
     bucket[reversal] = PHARMACY_BUCKETS.index("reversal")
-    claim_codes, _ = dict_codes(cols.claim_id)
-    has_id = claim_codes >= 0
     paid_ok = ok & is_paid
-    if reversal.any():
-        rev_ids = np.unique(claim_codes[reversal & has_id])
-        reversed_ = paid_ok & has_id & np.isin(claim_codes, rev_ids)
-    else:
-        reversed_ = np.zeros(n, bool)
+    reversed_, dup = match_claim_ids(cols.claim_id, reversal, paid_ok)
     bucket[reversed_] = PHARMACY_BUCKETS.index("reversed")
-
-    cand = np.flatnonzero(paid_ok & ~reversed_ & has_id)
-    _, first = np.unique(claim_codes[cand], return_index=True)
-    dup = np.zeros(n, bool)
-    dup[cand] = True
-    dup[cand[first]] = False
     bucket[dup] = PHARMACY_BUCKETS.index("duplicate")
-
     untracked = paid_ok & ~reversed_ & ~dup & (ref_row < 0)
     bucket[untracked] = PHARMACY_BUCKETS.index("untracked")
     return PharmacyRows(
-        bucket=bucket, reason=reason, ref_index=np.where(ref_row >= 0, ref_row, -1), ndc=ndc_norm
+        bucket=bucket,
+        reason=reason,
+        ref_index=np.where(ref_row >= 0, ref_row, -1),
+        ndc_codes=ndc_codes,
+        ndc_distinct=ndc_distinct,
     )
 
 
@@ -173,30 +186,34 @@ def empty_medical_counts() -> dict:
 
 
 def validate_medical(cols: MedicalColumns, codesets) -> MedicalRows:
-    """Put every medical row in its SPEC 1.5 bucket and compute its category bits."""
+    """Put every medical row in its SPEC 1.5 bucket and compute its category bits.
+
+    Code types and codes are classified as a (distinct type x distinct code) matrix, so no
+    per-row string work is done beyond one dictionary encoding of each column.
+    """
     n = len(cols)
-    code_type = pc.utf8_upper(cols.code_type)
-    type_ok = to_bool(pc.is_in(code_type, value_set=pa.array(CODE_TYPES)))
+    t_codes, t_distinct = dict_codes(cols.code_type)
+    t_norm = pc.utf8_upper(trim(t_distinct))
+    t_ok = np.append(to_bool(pc.is_in(t_norm, value_set=pa.array(CODE_TYPES))), False)
+    c_codes, c_distinct = dict_codes(cols.code)
+    c_norm = trim(c_distinct)
+    c_blank = np.append(to_bool(pc.equal(c_norm, "")), True)
     checks = [
-        is_null(cols.member_id),
+        _blank(cols.member_id),
         is_null(cols.service_date),
-        ~type_ok,
-        is_null(cols.code),
+        ~t_ok[t_codes],
+        c_blank[c_codes],
     ]
     reason = _first_reason(checks, n)
     ok = reason < 0
-    mask = np.zeros(n, np.uint8)
-    if ok.any():
-        # Classify distinct (code space, code) pairs only.
-        space = pc.if_else(
-            pc.is_in(code_type, value_set=pa.array(["CPT", "HCPCS"])), "PROC", code_type
-        )
-        key = pc.binary_join_element_wise(space, cols.code, "\x1f")
-        codes, distinct = dict_codes(key)
-        parts = pc.split_pattern(distinct, "\x1f", max_splits=1)
-        d_space = pc.list_element(parts, 0)
-        d_code = pc.list_element(parts, 1)
-        d_mask = codesets.classify(d_space, d_code)
-        mask = np.where(ok & (codes >= 0), d_mask[np.maximum(codes, 0)], 0).astype(np.uint8)
+    n_t, n_c = len(t_distinct), len(c_distinct)
+    matrix = np.zeros((n_t + 1, n_c + 1), np.uint8)
+    valid_t = np.flatnonzero(t_ok[:-1])
+    if len(valid_t) and n_c:
+        space = pc.if_else(pc.is_in(t_norm, value_set=pa.array(["CPT", "HCPCS"])), "PROC", t_norm)
+        space_rep = pc.take(space, pa.array(np.repeat(valid_t, n_c)))
+        code_rep = pc.take(c_norm, pa.array(np.tile(np.arange(n_c), len(valid_t))))
+        matrix[valid_t, :n_c] = codesets.classify(space_rep, code_rep).reshape(len(valid_t), n_c)
+    mask = np.where(ok, matrix[t_codes, c_codes], 0).astype(np.uint8)
     bucket = np.where(ok, np.where(mask > 0, 2, 1), 0).astype(np.int8)
     return MedicalRows(bucket=bucket, reason=reason, mask=mask)
