@@ -3,6 +3,7 @@ over each member's rows. ``prange`` over chunks of members; each chunk owns its 
 
 import numpy as np
 from numba import prange
+
 from rxrisk.kernels._jit import ngjit
 from rxrisk.kernels.distinct import covers_horizon, fill_counts
 from rxrisk.kernels.events import any_event_since, medical_lookback

@@ -5,6 +5,7 @@ surrounding space, tab, CR and LF (SPEC 1.1), and a trimmed-empty string counts 
 """
 
 import numpy as np
+
 from rxrisk.kernels._jit import ngjit
 
 _FNV_OFFSET = np.uint64(14695981039346656037)

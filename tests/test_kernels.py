@@ -3,14 +3,16 @@
 import math
 import os
 
-import naive
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from rxrisk.kernels.distinct import covers_horizon, fill_counts
 from rxrisk.kernels.events import NO_DATE, medical_lookback
 from rxrisk.kernels.timeline import build_timeline
 from rxrisk.kernels.windows import longest_run, prefix_sums, rolling_max, window_sums
+
+import naive
 
 EXAMPLES = int(os.environ.get("RXRISK_HYPOTHESIS_EXAMPLES", "100"))
 WINDOWS = np.array([3, 7, 10], np.int64)

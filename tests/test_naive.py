@@ -11,6 +11,8 @@ import datetime as dt
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+
 from cases import (
     BUCKET_ROWS,
     CASES,
@@ -28,7 +30,6 @@ from cases import (
     reference_table,
     scenarios,
 )
-from hypothesis import HealthCheck, given, settings
 from naive import (
     FLAGS,
     MEDICAL_BUCKETS,

@@ -11,6 +11,10 @@ import os
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+
+import rxrisk
+
 from cases import (
     CASES,
     Case,
@@ -22,10 +26,7 @@ from cases import (
     reference_table,
     scenarios,
 )
-from hypothesis import HealthCheck, given, settings
 from naive import FLAGS, column_names, naive_score
-
-import rxrisk
 
 REF = reference_dict()
 EXAMPLES = int(os.environ.get("RXRISK_HYPOTHESIS_EXAMPLES", "100"))

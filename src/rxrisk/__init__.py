@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["InputError", "Result", "__version__", "score"]
+__all__ = ["InputError", "Result", "__version__", "replay_edits", "score"]
 
 from rxrisk.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from rxrisk.api import Result, score
+    from rxrisk.edits import replay_edits
 
 
 def __getattr__(name: str):
@@ -23,4 +24,8 @@ def __getattr__(name: str):
         from rxrisk import api
 
         return getattr(api, name)
+    if name == "replay_edits":
+        from rxrisk import edits
+
+        return edits.replay_edits
     raise AttributeError(f"module 'rxrisk' has no attribute {name!r}")

@@ -81,9 +81,19 @@ def string_buffers(col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(ch)
         _, ob, db = ch.buffers()[:3]
         odt = np.int64 if pa.types.is_large_string(ch.type) else np.int32
-        o = np.frombuffer(ob, dtype=odt, count=n + 1, offset=ch.offset * np.dtype(odt).itemsize).astype(np.int64) if n else np.zeros(1, np.int64)
+        o = (
+            np.frombuffer(
+                ob, dtype=odt, count=n + 1, offset=ch.offset * np.dtype(odt).itemsize
+            ).astype(np.int64)
+            if n
+            else np.zeros(1, np.int64)
+        )
         lo, hi = int(o[0]), int(o[-1])
-        d = np.frombuffer(db, dtype=np.uint8)[lo:hi] if db is not None and hi > lo else np.zeros(0, np.uint8)
+        d = (
+            np.frombuffer(db, dtype=np.uint8)[lo:hi]
+            if db is not None and hi > lo
+            else np.zeros(0, np.uint8)
+        )
         offs.append(o[:-1] - lo + base if n else np.zeros(0, np.int64))
         datas.append(d)
         nulls.append(is_null(ch) if ch.null_count else np.zeros(n, bool))

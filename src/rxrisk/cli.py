@@ -24,7 +24,11 @@ def _progress_printer(enabled: bool):
 
     def show(stage: str, n: int | None = None) -> None:
         extra = f" ({n:,} rows)" if n is not None else ""
-        print(f"rxrisk: {stage} done at {time.perf_counter() - t0:6.1f}s{extra}", file=sys.stderr, flush=True)
+        print(
+            f"rxrisk: {stage} done at {time.perf_counter() - t0:6.1f}s{extra}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return show
 
@@ -68,6 +72,43 @@ def _cmd_score(args) -> int:
     return 0
 
 
+def _cmd_edits(args) -> int:
+    from rxrisk.edits import EDIT_NAMES, load_edits, replay_edits
+    from rxrisk.outputs import check_output_path, write_json, write_table
+
+    load_edits(args.edits, args.overrides)  # fail fast on a bad edits file or --set, before reading
+    out = check_output_path(args.out)
+    audit_path = check_output_path(args.audit, "--audit") if args.audit else None
+    show = _progress_printer(not args.quiet and sys.stderr.isatty())
+    t0 = time.perf_counter()
+    result = replay_edits(
+        args.pharmacy,
+        args.medical,
+        reference=args.reference,
+        rules=args.rules,
+        codesets=args.codesets,
+        edits=args.edits,
+        overrides=args.overrides,
+        threads=args.threads,
+        progress=show,
+    )
+    write_table(result.claims, out)
+    if audit_path is not None:
+        write_json(result.audit, audit_path)
+    if not args.quiet:
+        a = result.audit
+        e = a["edits"]
+        print(
+            f"rxrisk: replayed {e['claims_evaluated']:,} claims of {a['members_scored']:,} members "
+            f"from {a['pharmacy']['rows_read']:,} pharmacy rows in {time.perf_counter() - t0:.1f}s; wrote {out}"
+        )
+        width = max(len(n) for n in EDIT_NAMES)
+        print(f"{'edit'.ljust(width)}  {'claims':>12}  {'members':>12}")
+        for name in EDIT_NAMES:
+            print(f"{name.ljust(width)}  {e['fired'][name]:>12,}  {e['members_hit'][name]:>12,}")
+    return 0
+
+
 def _flag_counts(table) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -102,17 +143,34 @@ def _cmd_show(args) -> int:
 
     table = read_source(args.members, label="members").table
     if "reasons" not in table.column_names:
-        raise InputError(f"{args.members}: no 'reasons' column; give a member table written by 'rxrisk score'")
+        raise InputError(
+            f"{args.members}: no 'reasons' column; give a member table written by 'rxrisk score'"
+        )
     counts = _flag_counts(table)
-    print(f"{table.num_rows:,} member rows; flagged: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    print(
+        f"{table.num_rows:,} member rows; flagged: "
+        + ", ".join(f"{k}={v:,}" for k, v in counts.items())
+    )
     flag = args.flag
     if flag not in table.column_names or not pa.types.is_boolean(table.schema.field(flag).type):
         raise InputError(f"--flag {flag}: no such flag column; use one of {', '.join(counts)}")
     hits = table.filter(table.column(flag))
     if "mme_avg_180d" in hits.column_names:
         hits = hits.sort_by([("mme_avg_180d", "descending"), ("member_id", "ascending")])
-    cols = [c for c in ("member_id", "as_of", "mme_avg_180d", "opioid_prescribers_180d", "opioid_pharmacies_180d",
-                        "benzo_overlap_days_365d", "days_since_emergency", "reasons") if c in hits.column_names]
+    cols = [
+        c
+        for c in (
+            "member_id",
+            "as_of",
+            "mme_avg_180d",
+            "opioid_prescribers_180d",
+            "opioid_pharmacies_180d",
+            "benzo_overlap_days_365d",
+            "days_since_emergency",
+            "reasons",
+        )
+        if c in hits.column_names
+    ]
     shown = hits.select(cols).slice(0, args.limit)
     print(f"\nfirst {shown.num_rows} of {hits.num_rows:,} members with {flag}:")
     widths = [max(len(c), 12) for c in cols]
@@ -138,32 +196,125 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"rxrisk {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("score", help="score members as of one or more dates (SPEC 5)",
-                       description="Score members: metrics, flags and reasons per member and as-of date.")
-    s.add_argument("pharmacy", metavar="PHARMACY", help="pharmacy claims: .parquet file or folder, .arrow, .csv[.gz]")
-    s.add_argument("--medical", metavar="FILE", help="medical events (long format), same file kinds")
-    s.add_argument("--reference", metavar="FILE", help="your NDC rows (.csv or .parquet), merged over the packaged reference")
-    s.add_argument("--rules", metavar="FILE", help="rule file (TOML); default data/rules/default.toml")
-    s.add_argument("--codesets", metavar="FILE", help="medical code-set file (TOML); default data/codesets/default.toml")
-    s.add_argument("--as-of", required=True, metavar="DATE[,DATE...]", help="as-of dates, YYYY-MM-DD, comma-separated")
-    s.add_argument("--out", required=True, metavar="FILE", help="member table; format from extension: .parquet, .csv, .arrow")
+    s = sub.add_parser(
+        "score",
+        help="score members as of one or more dates (SPEC 5)",
+        description="Score members: metrics, flags and reasons per member and as-of date.",
+    )
+    s.add_argument(
+        "pharmacy",
+        metavar="PHARMACY",
+        help="pharmacy claims: .parquet file or folder, .arrow, .csv[.gz]",
+    )
+    s.add_argument(
+        "--medical", metavar="FILE", help="medical events (long format), same file kinds"
+    )
+    s.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="your NDC rows (.csv or .parquet), merged over the packaged reference",
+    )
+    s.add_argument(
+        "--rules", metavar="FILE", help="rule file (TOML); default data/rules/default.toml"
+    )
+    s.add_argument(
+        "--codesets",
+        metavar="FILE",
+        help="medical code-set file (TOML); default data/codesets/default.toml",
+    )
+    s.add_argument(
+        "--as-of",
+        required=True,
+        metavar="DATE[,DATE...]",
+        help="as-of dates, YYYY-MM-DD, comma-separated",
+    )
+    s.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="member table; format from extension: .parquet, .csv, .arrow",
+    )
     s.add_argument("--audit", metavar="FILE", help="write the audit JSON here")
-    s.add_argument("--quarantine", metavar="FILE", help="write rejected rows (with reject_reason) here")
+    s.add_argument(
+        "--quarantine", metavar="FILE", help="write rejected rows (with reject_reason) here"
+    )
     s.add_argument("--threads", type=int, metavar="N", help="numba threads (default: all cores)")
-    s.add_argument("--all-members", action="store_true", help="add a row for every member seen in any input")
+    s.add_argument(
+        "--all-members", action="store_true", help="add a row for every member seen in any input"
+    )
     s.add_argument("--quiet", action="store_true", help="print nothing but errors")
     s.set_defaults(func=_cmd_score)
 
-    g = sub.add_parser("generate", help="write a seeded synthetic book of business",
-                       description="Write pharmacy.parquet and medical.parquet for a synthetic book of business.")
+    e = sub.add_parser(
+        "edits",
+        help="replay point-of-sale safety edits over claims history (SPEC 7)",
+        description="Replay the opioid safety edits (MME care coordination and hard limit, "
+        "opioid-naive days limit, opioid + benzodiazepine, duplicate long-acting) "
+        "over every opioid and benzodiazepine claim, in adjudication order.",
+    )
+    e.add_argument(
+        "pharmacy",
+        metavar="PHARMACY",
+        help="pharmacy claims: .parquet file or folder, .arrow, .csv[.gz]",
+    )
+    e.add_argument(
+        "--medical",
+        metavar="FILE",
+        help="medical events (long format); cancer, sickle cell and hospice codes exclude",
+    )
+    e.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="your NDC rows (.csv or .parquet), merged over the packaged reference",
+    )
+    e.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="scoring rule file (TOML) for max_days_supply and factor_edition; default data/rules/default.toml",
+    )
+    e.add_argument(
+        "--codesets",
+        metavar="FILE",
+        help="medical code-set file (TOML); default data/codesets/default.toml",
+    )
+    e.add_argument(
+        "--edits", metavar="FILE", help="edit thresholds (TOML); default data/rules/edits.toml"
+    )
+    e.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="EDIT.FIELD=VALUE",
+        help="override one edit setting, e.g. mme_hard_limit.threshold=150 (repeatable)",
+    )
+    e.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="claim table; format from extension: .parquet, .csv, .arrow",
+    )
+    e.add_argument("--audit", metavar="FILE", help="write the audit JSON here")
+    e.add_argument("--threads", type=int, metavar="N", help="numba threads (default: all cores)")
+    e.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    e.set_defaults(func=_cmd_edits)
+
+    g = sub.add_parser(
+        "generate",
+        help="write a seeded synthetic book of business",
+        description="Write pharmacy.parquet and medical.parquet for a synthetic book of business.",
+    )
     g.add_argument("--members", type=int, required=True, metavar="N")
     g.add_argument("--seed", type=int, default=0, metavar="S")
     g.add_argument("--out", required=True, metavar="DIR")
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=_cmd_generate)
 
-    v = sub.add_parser("show", help="summarise a member table and list flagged members",
-                       description="Print flag counts of a member table and the members with one flag.")
+    v = sub.add_parser(
+        "show",
+        help="summarise a member table and list flagged members",
+        description="Print flag counts of a member table and the members with one flag.",
+    )
     v.add_argument("members", metavar="FILE", help="member table written by 'rxrisk score'")
     v.add_argument("--flag", default="at_risk", help="flag to list (default at_risk)")
     v.add_argument("--limit", type=int, default=20, metavar="N", help="rows to print (default 20)")
@@ -186,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("RXRISK_DEBUG"):
             raise
         msg = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"rxrisk: internal error: {type(exc).__name__}: {msg} (set RXRISK_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"rxrisk: internal error: {type(exc).__name__}: {msg} (set RXRISK_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -127,7 +127,11 @@ def encode_used(data: Ingested, *, all_members: bool = False):
     if all_members:
         seen = [inputs.clean_text(ph.member_id.filter(pa.array(rows.reason != 0)))]
         if data.medical is not None:
-            seen.append(inputs.clean_text(data.medical.member_id.filter(pa.array(data.medical_rows.reason != 0))))
+            seen.append(
+                inputs.clean_text(
+                    data.medical.member_id.filter(pa.array(data.medical_rows.reason != 0))
+                )
+            )
         if len({str(s.type) for s in seen}) != 1:
             raise InputError(
                 "member_id has different types in pharmacy and medical; give both the same type"

@@ -89,7 +89,9 @@ def _blank(col: pa.ChunkedArray) -> np.ndarray:
     return blank_rows(*string_buffers(col))
 
 
-def _ndc_lookup(ndc: pa.ChunkedArray, reference_ndc: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+def _ndc_lookup(
+    ndc: pa.ChunkedArray, reference_ndc: pa.Array
+) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """Normalise on distinct values; return per-row reference rows and distinct codes.
 
     Returns ``(ref_row, codes, normalised_distinct)``: ref_row is -2 where the NDC is rejected
@@ -119,12 +121,16 @@ def _status(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(is_paid, is_reversal) per row, decided on the distinct trimmed, lower-cased values."""
     codes, distinct = dict_codes(col)
     low = pc.utf8_lower(trim(distinct))
-    paid = to_bool(pc.or_kleene(pc.equal(low, ""), pc.is_in(low, value_set=pa.array(["paid", "p"]))))
+    paid = to_bool(
+        pc.or_kleene(pc.equal(low, ""), pc.is_in(low, value_set=pa.array(["paid", "p"])))
+    )
     rev = to_bool(pc.is_in(low, value_set=pa.array(["reversed", "r"])))
     return np.append(paid, True)[codes], np.append(rev, False)[codes]
 
 
-def validate_pharmacy(cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int) -> PharmacyRows:
+def validate_pharmacy(
+    cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int
+) -> PharmacyRows:
     """Put every pharmacy row in its SPEC 1.5 bucket."""
     n = len(cols)
     is_paid, is_rev = _status(cols.claim_status)
