@@ -8,8 +8,9 @@ import numpy as np
 
 from rxrisk.kernels._jit import ngjit
 
-_FNV_OFFSET = np.uint64(14695981039346656037)
-_FNV_PRIME = np.uint64(1099511628211)
+# Polynomial hash modulo an odd number below 2**54, in int64: h * 257 never overflows, so the
+# same code runs compiled and as plain Python (NUMBA_DISABLE_JIT=1) without overflow warnings.
+_HASH_MOD = (1 << 54) - 33
 
 
 @ngjit
@@ -44,9 +45,9 @@ def blank_rows(offsets, data, null):
 
 @ngjit
 def _hash(data, s, e):
-    h = _FNV_OFFSET
+    h = np.int64(0)
     for j in range(s, e):
-        h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+        h = (h * np.int64(257) + np.int64(data[j]) + np.int64(1)) % np.int64(_HASH_MOD)
     return h
 
 
@@ -62,8 +63,8 @@ def _same(data, s1, e1, s2, e2):
 
 @ngjit
 def hash_ids(offsets, data, null, include, row_bits):
-    """Sort keys of the included rows: the top ``64 - row_bits`` bits of the trimmed id's
-    hash, then the row number; plus the trimmed bounds of every row.
+    """Sort keys of the included rows: ``64 - row_bits`` bits of the trimmed id's hash above
+    the row number in the low ``row_bits`` bits; plus the trimmed bounds of every row.
 
     Sorting the keys groups equal ids together, in input order within a group.
     """
@@ -79,11 +80,13 @@ def hash_ids(offsets, data, null, include, row_bits):
             count += 1
     keys = np.empty(count, np.uint64)
     shift = np.uint64(row_bits)
+    # keep the hash bits that fit above the row number (all of them when row_bits <= 10)
+    hash_mask = np.int64((1 << (64 - row_bits)) - 1) if row_bits > 10 else np.int64(-1)
     k = 0
     for i in range(n):
         if include[i] and ends[i] > starts[i]:
-            h = _hash(data, starts[i], ends[i])
-            keys[k] = ((h >> shift) << shift) | np.uint64(i)
+            h = _hash(data, starts[i], ends[i]) & hash_mask
+            keys[k] = (np.uint64(h) << shift) | np.uint64(i)
             k += 1
     return keys, starts, ends
 
