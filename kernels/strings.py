@@ -5,6 +5,7 @@ surrounding space, tab, CR and LF (SPEC 1.1), and a trimmed-empty string counts 
 """
 
 import numpy as np
+from numba import prange
 
 from rxrisk.kernels._jit import ngjit
 
@@ -61,90 +62,111 @@ def _same(data, s1, e1, s2, e2):
     return True
 
 
-@ngjit
-def hash_ids(offsets, data, null, include, row_bits):
-    """Sort keys of the included rows: ``64 - row_bits`` bits of the trimmed id's hash above
-    the row number in the low ``row_bits`` bits; plus the trimmed bounds of every row.
+@ngjit(parallel=True)
+def hash_ids(offsets, data, null, include, row0, row_bits, keys):
+    """Write sort keys for one chunk of rows into ``keys`` (same length as the chunk).
 
-    Sorting the keys groups equal ids together, in input order within a group.
+    Key = ``64 - row_bits`` bits of the trimmed id's hash above the global row number
+    ``row0 + i``. Rows not included (or with a blank id) get the all-ones key, which no real
+    key equals (row numbers stay below ``2**row_bits - 1``), so after sorting they sit at the
+    end. Sorting the keys groups equal ids together, in input order within a group.
+    ``offsets`` index ``data`` directly (Arrow buffers, int32 or int64, no rebasing).
     """
     n = null.shape[0]
-    starts = np.zeros(n, np.int64)
-    ends = np.zeros(n, np.int64)
-    count = 0
-    for i in range(n):
-        s, e = trimmed_bounds(offsets, data, null, i)
-        starts[i] = s
-        ends[i] = e
-        if include[i] and e > s:
-            count += 1
-    keys = np.empty(count, np.uint64)
     shift = np.uint64(row_bits)
     # keep the hash bits that fit above the row number (all of them when row_bits <= 10)
     hash_mask = np.int64((1 << (64 - row_bits)) - 1) if row_bits > 10 else np.int64(-1)
-    k = 0
-    for i in range(n):
-        if include[i] and ends[i] > starts[i]:
-            h = _hash(data, starts[i], ends[i]) & hash_mask
-            keys[k] = (np.uint64(h) << shift) | np.uint64(i)
-            k += 1
-    return keys, starts, ends
+    sentinel = ~np.uint64(0)
+    for i in prange(n):
+        keys[i] = sentinel
+        if include[i]:
+            s, e = trimmed_bounds(offsets, data, null, i)
+            if e > s:
+                h = _hash(data, s, e) & hash_mask
+                keys[i] = (np.uint64(h) << shift) | np.uint64(row0 + i)
 
 
 @ngjit
-def match_sorted_ids(keys, row_bits, starts, ends, data, is_reversal, is_candidate):
-    """Reversal matching and first-occurrence de-duplication over sorted keys (SPEC 1.5).
+def collision_runs(keys, row_bits):
+    """Runs of two or more keys with equal hash bits in sorted ``keys``.
 
-    Within each run of equal hash bits the actual strings are compared, so hash collisions
-    never merge different ids. Returns ``(reversed_, duplicate)`` bool arrays over all rows:
-    ``reversed_`` marks candidates whose id equals a reversal's id; ``duplicate`` marks
-    candidates, not reversed, whose id appeared on an earlier candidate row.
+    Returns
+    -------
+    rows : int64 array, the rows of those runs, run after run (input order within a run).
+    run_start : int64 array, where each run starts in ``rows`` (plus the end).
     """
-    n = starts.shape[0]
-    reversed_ = np.zeros(n, np.bool_)
-    duplicate = np.zeros(n, np.bool_)
     m = keys.shape[0]
     row_mask = np.uint64((1 << row_bits) - 1)
     hash_mask = ~row_mask
-    done = np.zeros(0, np.bool_)
+    n_rows = 0
+    n_runs = 0
     g0 = 0
     while g0 < m:
         g1 = g0 + 1
-        hb = keys[g0] & hash_mask
-        while g1 < m and (keys[g1] & hash_mask) == hb:
+        while g1 < m and (keys[g1] & hash_mask) == (keys[g0] & hash_mask):
             g1 += 1
-        size = g1 - g0
-        if size == 1:
-            g0 = g1
-            continue
-        if done.shape[0] < size:
-            done = np.zeros(size, np.bool_)
-        for a in range(size):
-            done[a] = False
-        # partition the run by actual string; rows come in input order
-        for a in range(size):
+        if g1 - g0 > 1:
+            n_rows += g1 - g0
+            n_runs += 1
+        g0 = g1
+    rows = np.empty(n_rows, np.int64)
+    run_start = np.empty(n_runs + 1, np.int64)
+    k = 0
+    r = 0
+    g0 = 0
+    while g0 < m:
+        g1 = g0 + 1
+        while g1 < m and (keys[g1] & hash_mask) == (keys[g0] & hash_mask):
+            g1 += 1
+        if g1 - g0 > 1:
+            run_start[r] = k
+            r += 1
+            for j in range(g0, g1):
+                rows[k] = np.int64(keys[j] & row_mask)
+                k += 1
+        g0 = g1
+    run_start[n_runs] = n_rows
+    return rows, run_start
+
+
+@ngjit
+def match_runs(run_start, offsets, data, null, is_reversal, is_candidate):
+    """Reversal matching and first-occurrence de-duplication within hash runs (SPEC 1.5).
+
+    Arrays are local to the rows of the runs (``collision_runs``), in run order, input order
+    within a run. Within a run the actual trimmed strings are compared, so hash collisions
+    never merge different ids. Returns ``(reversed_, duplicate)``: ``reversed_`` marks
+    candidates whose id equals a reversal's id; ``duplicate`` marks candidates, not
+    reversed, whose id appeared on an earlier candidate row.
+    """
+    n = null.shape[0]
+    reversed_ = np.zeros(n, np.bool_)
+    duplicate = np.zeros(n, np.bool_)
+    done = np.zeros(n, np.bool_)
+    for r in range(run_start.shape[0] - 1):
+        g0 = run_start[r]
+        g1 = run_start[r + 1]
+        for a in range(g0, g1):
             if done[a]:
                 continue
-            ra = np.int64(keys[g0 + a] & row_mask)
+            sa, ea = trimmed_bounds(offsets, data, null, a)
             has_reversal = False
-            for b in range(a, size):
-                rb = np.int64(keys[g0 + b] & row_mask)
-                if not done[b] and _same(data, starts[ra], ends[ra], starts[rb], ends[rb]):
-                    if is_reversal[rb]:
-                        has_reversal = True
+            for b in range(a, g1):
+                sb, eb = trimmed_bounds(offsets, data, null, b)
+                if not done[b] and is_reversal[b] and _same(data, sa, ea, sb, eb):
+                    has_reversal = True
             first = True
-            for b in range(a, size):
-                rb = np.int64(keys[g0 + b] & row_mask)
-                if done[b] or not _same(data, starts[ra], ends[ra], starts[rb], ends[rb]):
+            for b in range(a, g1):
+                sb, eb = trimmed_bounds(offsets, data, null, b)
+                if done[b] or not _same(data, sa, ea, sb, eb):
                     continue
                 done[b] = True
-                if not is_candidate[rb]:
+                if not is_candidate[b]:
                     continue
                 if has_reversal:
-                    reversed_[rb] = True
+                    reversed_[b] = True
                 elif first:
                     first = False
                 else:
-                    duplicate[rb] = True
-        g0 = g1
+                    duplicate[b] = True
     return reversed_, duplicate

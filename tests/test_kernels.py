@@ -203,18 +203,14 @@ def _naive_claim_match(ids, is_reversal, is_candidate):
 def test_claim_id_matching_survives_hash_collisions(rows, row_bits):
     import pyarrow as pa
 
-    from rxrisk.arrowutil import string_buffers
-    from rxrisk.kernels.strings import hash_ids, match_sorted_ids
+    from rxrisk.validate import match_claim_ids
 
     ids = [r[0] for r in rows]
     is_rev = np.array([r[1] for r in rows], bool)
     is_cand = np.array([r[2] and not r[1] for r in rows], bool)
-    offsets, data, null = string_buffers(pa.chunked_array([pa.array(ids, pa.string())]))
+    col = pa.chunked_array([pa.array(ids[:5], pa.string()), pa.array(ids[5:], pa.string())])
     # row_bits 60 / 63 leave 4 / 1 hash bits: nearly every id collides, so the string
     # comparison inside each run is what keeps different ids apart.
-    bits = row_bits or max(1, (len(ids) - 1).bit_length())
-    keys, starts, ends = hash_ids(offsets, data, null, is_rev | is_cand, bits)
-    keys.sort()
-    got = match_sorted_ids(keys, bits, starts, ends, data, is_rev, is_cand)
+    got = match_claim_ids(col, is_rev, is_cand, row_bits=row_bits)
     want = _naive_claim_match(ids, is_rev, is_cand)
     assert got[0].tolist() == want[0] and got[1].tolist() == want[1]

@@ -17,22 +17,45 @@ def dict_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
     dictionary : pyarrow.Array
         The distinct non-null values, in order of first appearance.
     """
+    if pa.types.is_dictionary(col.type):
+        return _dictionary_codes(col)
     enc = col.dictionary_encode()
     if isinstance(enc, pa.ChunkedArray):
         chunks = enc.chunks
         if not chunks:
             return np.empty(0, np.int32), pa.array([], col.type)
         dictionary = chunks[-1].dictionary
-        codes = np.concatenate(
-            [
-                c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-                for c in chunks
-            ]
-        )
+        codes = np.concatenate([_indices(c) for c in chunks])
         return codes, dictionary
-    return enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(
-        np.int32, copy=False
-    ), enc.dictionary
+    return _indices(enc), enc.dictionary
+
+
+def _indices(arr: pa.DictionaryArray) -> np.ndarray:
+    """Dictionary indices as int32 numpy, -1 where null (read straight from the buffers)."""
+    idx = arr.indices
+    dtype = np.dtype(idx.type.to_pandas_dtype())
+    out = np.frombuffer(
+        idx.buffers()[1], dtype=dtype, count=len(idx), offset=idx.offset * dtype.itemsize
+    ).astype(np.int32)
+    if idx.null_count:
+        out[null_mask(idx)] = -1
+    return out
+
+
+def _dictionary_codes(col) -> tuple[np.ndarray, pa.Array]:
+    """Codes of an already dictionary-encoded column (e.g. read with ``read_dictionary``):
+    the chunks' dictionaries are unified once, no row is hashed. The returned dictionary may
+    hold values no row uses, and equal values twice only if the input dictionary did."""
+    if isinstance(col, pa.Array):
+        col = pa.chunked_array([col])
+    if col.num_chunks == 0:
+        return np.empty(0, np.int32), pa.array([], col.type.value_type)
+    col = pa.table({"c": col}).unify_dictionaries().column("c")
+    dictionary = col.chunk(0).dictionary
+    codes = np.concatenate([_indices(c) for c in col.chunks])
+    if dictionary.null_count:  # a null dictionary value means a null row
+        codes = np.where(np.isin(codes, np.flatnonzero(null_mask(dictionary))), np.int32(-1), codes)
+    return codes, dictionary
 
 
 def to_bool(col) -> np.ndarray:
@@ -63,6 +86,32 @@ def to_numpy(col, dtype, fill=0) -> np.ndarray:
     if col.null_count:
         col = pc.fill_null(col, fill)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def string_chunks(col):
+    """Yield each chunk of a string column as zero-copy (offsets, data, null) views.
+
+    ``offsets`` (int32 or int64) index ``data`` directly, as in the Arrow buffers.
+    """
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    for ch in chunks:
+        if pa.types.is_dictionary(ch.type):
+            ch = ch.cast(ch.type.value_type)
+        if not (pa.types.is_string(ch.type) or pa.types.is_large_string(ch.type)):
+            ch = ch.cast(pa.large_string())
+        n = len(ch)
+        _, ob, db = ch.buffers()[:3]
+        odt = np.dtype(np.int64 if pa.types.is_large_string(ch.type) else np.int32)
+        if n == 0 or ob is None:
+            yield np.zeros(1, odt), np.zeros(0, np.uint8), np.zeros(0, bool)
+            continue
+        offsets = np.frombuffer(ob, dtype=odt, count=n + 1, offset=ch.offset * odt.itemsize)
+        data = (
+            np.frombuffer(db, dtype=np.uint8)
+            if db is not None and db.size
+            else np.zeros(1, np.uint8)
+        )
+        yield offsets, data, null_mask(ch)
 
 
 def string_buffers(col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,9 +145,52 @@ def string_buffers(col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         )
         offs.append(o[:-1] - lo + base if n else np.zeros(0, np.int64))
         datas.append(d)
-        nulls.append(is_null(ch) if ch.null_count else np.zeros(n, bool))
+        nulls.append(null_mask(ch))
         base += hi - lo
     offsets = np.concatenate([*offs, np.array([base], np.int64)])
     data = np.concatenate(datas) if datas else np.zeros(0, np.uint8)
     null = np.concatenate(nulls) if nulls else np.zeros(0, bool)
     return offsets, data, null
+
+
+def null_mask(arr: pa.Array) -> np.ndarray:
+    """True where ``arr`` is null, unpacked from the validity bitmap (no compute kernel)."""
+    n = len(arr)
+    if arr.null_count == 0:
+        return np.zeros(n, bool)
+    validity = arr.buffers()[0]
+    if validity is None:  # e.g. null type
+        return np.ones(n, bool)
+    first = arr.offset // 8
+    raw = np.frombuffer(validity, np.uint8)[first : (arr.offset + n + 7) // 8 + 1]
+    bits = np.unpackbits(raw, bitorder="little")
+    start = arr.offset - 8 * first
+    return bits[start : start + n] == 0
+
+
+def sort_uint64(keys: np.ndarray, parts: int = 2) -> np.ndarray:
+    """Sort uint64 keys using ``parts`` threads: split by the top bits, sort each part in a
+    thread (numpy releases the GIL while sorting), concatenate. Keys must be spread over
+    the top bits (hashes, or packed keys whose high field varies); the result equals
+    ``np.sort(keys)``.
+    """
+    if parts < 2 or len(keys) < 1_000_000:
+        keys.sort()
+        return keys
+    from concurrent.futures import ThreadPoolExecutor
+
+    lo, hi = int(keys.min()), int(keys.max())
+    if lo == hi:
+        return keys
+    # split at equal steps of the key range; each piece is sorted by its own thread
+    step = (hi - lo) // parts + 1
+    pieces = []
+    rest = keys
+    for i in range(1, parts):
+        below = rest < np.uint64(lo + step * i)
+        pieces.append(rest[below])
+        rest = rest[~below]
+    pieces.append(rest)
+    with ThreadPoolExecutor(parts) as pool:
+        list(pool.map(np.ndarray.sort, pieces))
+    return np.concatenate(pieces)

@@ -109,6 +109,40 @@ def _cmd_edits(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from rxrisk.report import write_reports
+
+    flags = args.flags if args.flags else (() if args.reasons else ("at_risk",))
+    show = _progress_printer(not args.quiet and sys.stderr.isatty())
+    t0 = time.perf_counter()
+    summary = write_reports(
+        args.members,
+        args.pharmacy,
+        args.medical,
+        out_dir=args.out,
+        as_of=args.as_of,
+        flags=flags,
+        reasons=args.reasons,
+        reference=args.reference,
+        rules=args.rules,
+        codesets=args.codesets,
+        lookback_days=args.lookback_days,
+        list_format=args.list_format,
+        progress=show,
+    )
+    if not args.quiet:
+        s = summary
+        print(
+            f"rxrisk: as of {s['as_of']}: {s['member_pages']:,} member profiles, "
+            f"{s['prescriber_pages']:,} prescriber bundles, {s['outreach_rows']:,} outreach and "
+            f"{s['lock_in_rows']:,} lock-in rows in {time.perf_counter() - t0:.1f}s; "
+            f"wrote {s['out_dir']}/index.html"
+        )
+        for note in s["notes"]:
+            print(f"rxrisk: note: {note}")
+    return 0
+
+
 def _flag_counts(table) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -319,6 +353,68 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--flag", default="at_risk", help="flag to list (default at_risk)")
     v.add_argument("--limit", type=int, default=20, metavar="N", help="rows to print (default 20)")
     v.set_defaults(func=_cmd_show)
+
+    r = sub.add_parser(
+        "report",
+        help="member profiles, prescriber alert bundles, outreach and lock-in lists",
+        description="Write one self-contained HTML profile per flagged member, a bundle per "
+        "prescriber of those members, outreach.parquet (emergency_outreach, most urgent first), "
+        "lock_in.parquet (multi_provider / cms_oms with their top prescriber and pharmacy) and "
+        "index.html into one folder.",
+    )
+    r.add_argument("members", metavar="MEMBERS", help="member table written by 'rxrisk score'")
+    r.add_argument(
+        "--pharmacy", required=True, metavar="FILE", help="the pharmacy claims that were scored"
+    )
+    r.add_argument("--medical", metavar="FILE", help="the medical events that were scored")
+    r.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="your NDC rows (.csv or .parquet), merged over the packaged reference",
+    )
+    r.add_argument(
+        "--rules", metavar="FILE", help="rule file (TOML) used for scoring; thresholds are quoted"
+    )
+    r.add_argument(
+        "--codesets",
+        metavar="FILE",
+        help="medical code-set file (TOML); default data/codesets/default.toml",
+    )
+    r.add_argument(
+        "--as-of", metavar="DATE", help="as-of date to report (default: the latest in MEMBERS)"
+    )
+    r.add_argument(
+        "--flag",
+        dest="flags",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="profile members with this flag (repeatable; default at_risk unless --reason)",
+    )
+    r.add_argument(
+        "--reason",
+        dest="reasons",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="profile members whose reasons hold NAME (repeatable)",
+    )
+    r.add_argument(
+        "--lookback-days",
+        type=int,
+        default=180,
+        metavar="N",
+        help="days of fills and daily MME on each page, and the lock-in window (default 180)",
+    )
+    r.add_argument(
+        "--list-format",
+        choices=("parquet", "csv"),
+        default="parquet",
+        help="format of outreach and lock_in (default parquet)",
+    )
+    r.add_argument("--out", required=True, metavar="DIR", help="report folder (created)")
+    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    r.set_defaults(func=_cmd_report)
     return p
 
 

@@ -27,6 +27,10 @@ PHARMACY_REQUIRED = ("member_id", "fill_date", "ndc", "quantity", "days_supply")
 PHARMACY_OPTIONAL = ("prescriber_id", "pharmacy_id", "claim_id", "claim_status")
 MEDICAL_REQUIRED = ("member_id", "service_date", "code_type", "code")
 
+#: Low-cardinality text columns read from Parquet as dictionaries: validation works on their
+#: distinct values, so decoding every row to a string and hashing it again would be waste.
+DICTIONARY_COLUMNS = ("ndc", "claim_status", "code_type", "code")
+
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _INT_RE = r"^[+-]?[0-9]+(\.0*)?$"
 _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -73,9 +77,13 @@ def _read_path(path: Path, label: str) -> pa.Table:
     name = path.name.lower()
     try:
         if path.is_dir():
-            return ds.dataset(path, format="parquet").to_table()
+            fmt = ds.ParquetFileFormat(
+                read_options=ds.ParquetReadOptions(dictionary_columns=DICTIONARY_COLUMNS)
+            )
+            return ds.dataset(path, format=fmt).to_table()
         if name.endswith(".parquet") or name.endswith(".pq"):
-            return pq.read_table(path)
+            present = [c for c in pq.read_schema(path).names if c in DICTIONARY_COLUMNS]
+            return pq.read_table(path, read_dictionary=present)
         if name.endswith((".arrow", ".feather", ".ipc")):
             with pa.memory_map(str(path)) as src:
                 try:
@@ -139,11 +147,16 @@ def empty_to_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
 def as_text(src: Source, name: str) -> pa.ChunkedArray:
     """A string column (integers are written as text), not yet trimmed.
 
-    Trimming and empty-to-null (SPEC 1.1) are applied where values are used, on distinct
-    values or on the kept rows (:func:`clean_text`), so the whole book is never copied
-    for it; blank checks on every row run as a byte scan (``kernels.strings``).
+    Dictionary-encoded string columns stay dictionary-encoded (their consumers work on
+    distinct values). Trimming and empty-to-null (SPEC 1.1) are applied where values are
+    used, on distinct values or on the kept rows (:func:`clean_text`), so the whole book is
+    never copied for it; blank checks on every row run as a byte scan (``kernels.strings``).
     """
-    col = _decode(src.table.column(name))
+    col = src.table.column(name)
+    t = col.type
+    if pa.types.is_dictionary(t) and _is_text(t.value_type):
+        return col
+    col = _decode(col)
     t = col.type
     if pa.types.is_null(t):
         return pa.chunked_array([pa.nulls(len(col), pa.string())])
@@ -167,6 +180,8 @@ def as_member_id(src: Source) -> pa.ChunkedArray:
 
 def clean_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """Trim strings and turn empty ones into nulls (SPEC 1.1); other types pass through."""
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         return empty_to_null(trim(col))
     return col

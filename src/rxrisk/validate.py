@@ -11,7 +11,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.arrowutil import dict_codes, is_null, string_buffers, to_bool, to_numpy
+from rxrisk.arrowutil import (
+    dict_codes,
+    is_null,
+    sort_uint64,
+    string_buffers,
+    string_chunks,
+    to_bool,
+    to_numpy,
+)
 from rxrisk.inputs import MedicalColumns, PharmacyColumns, trim
 
 PHARMACY_BUCKETS = ("rejected", "reversal", "reversed", "duplicate", "untracked", "used")
@@ -86,7 +94,8 @@ def _blank(col: pa.ChunkedArray) -> np.ndarray:
         return is_null(col)
     from rxrisk.kernels.strings import blank_rows
 
-    return blank_rows(*string_buffers(col))
+    parts = [blank_rows(*chunk) for chunk in string_chunks(col)]
+    return np.concatenate(parts) if parts else np.zeros(0, bool)
 
 
 def _ndc_lookup(
@@ -106,15 +115,43 @@ def _ndc_lookup(
     return per_distinct[codes], codes, norm
 
 
-def match_claim_ids(claim_id: pa.ChunkedArray, is_reversal: np.ndarray, is_candidate: np.ndarray):
-    """Reversed and duplicate rows by trimmed claim id: hash, one uint64 sort, one scan."""
-    from rxrisk.kernels.strings import hash_ids, match_sorted_ids
+def match_claim_ids(
+    claim_id: pa.ChunkedArray,
+    is_reversal: np.ndarray,
+    is_candidate: np.ndarray,
+    row_bits: int | None = None,
+):
+    """Reversed and duplicate rows by trimmed claim id (SPEC 1.5).
 
-    offsets, data, null = string_buffers(claim_id)
-    row_bits = max(1, int(len(null) - 1).bit_length())
-    keys, starts, ends = hash_ids(offsets, data, null, is_reversal | is_candidate, row_bits)
-    keys.sort()
-    return match_sorted_ids(keys, row_bits, starts, ends, data, is_reversal, is_candidate)
+    Each chunk is hashed in place (no copy of the strings), the keys are sorted once, and
+    only rows whose hash equals another row's are compared as strings. ``row_bits``
+    (tests only) widens the row field to force hash collisions.
+    """
+    from rxrisk.kernels.strings import collision_runs, hash_ids, match_runs
+
+    n = len(is_reversal)
+    reversed_ = np.zeros(n, bool)
+    duplicate = np.zeros(n, bool)
+    include = is_reversal | is_candidate
+    row_bits = row_bits or max(1, int(n).bit_length())
+    keys = np.empty(n, np.uint64)
+    row0 = 0
+    for offsets, data, null in string_chunks(claim_id):
+        m = len(null)
+        hash_ids(
+            offsets, data, null, include[row0 : row0 + m], row0, row_bits, keys[row0 : row0 + m]
+        )
+        row0 += m
+    keys = sort_uint64(keys[keys != np.uint64(0xFFFFFFFFFFFFFFFF)])
+    rows, run_start = collision_runs(keys, row_bits)
+    if len(rows):
+        sub = claim_id.take(pa.array(rows))
+        rev, dup = match_runs(
+            run_start, *string_buffers(sub), is_reversal[rows], is_candidate[rows]
+        )
+        reversed_[rows[rev]] = True
+        duplicate[rows[dup]] = True
+    return reversed_, duplicate
 
 
 def _status(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
