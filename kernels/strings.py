@@ -9,9 +9,14 @@ from numba import prange
 
 from rxrisk.kernels._jit import ngjit
 
-# Polynomial hash modulo an odd number below 2**54, in int64: h * 257 never overflows, so the
-# same code runs compiled and as plain Python (NUMBA_DISABLE_JIT=1) without overflow warnings.
-_HASH_MOD = (1 << 54) - 33
+# Two polynomial hashes modulo primes below 2**31, joined into 62 bits. Every product stays
+# below 2**62, so the same code runs compiled and as plain Python (NUMBA_DISABLE_JIT=1)
+# without overflow warnings, and the low bits are as well spread as the high ones (a single
+# polynomial hash of similar ids like "RX000000000123" collides far too often in its low bits).
+_P1 = 2147483647  # 2**31 - 1
+_B1 = 1000003
+_P2 = 2147483629  # 2**31 - 19
+_B2 = 65599
 
 
 @ngjit
@@ -46,10 +51,13 @@ def blank_rows(offsets, data, null):
 
 @ngjit
 def _hash(data, s, e):
-    h = np.int64(0)
+    h1 = np.int64(0)
+    h2 = np.int64(0)
     for j in range(s, e):
-        h = (h * np.int64(257) + np.int64(data[j]) + np.int64(1)) % np.int64(_HASH_MOD)
-    return h
+        c = np.int64(data[j]) + np.int64(1)
+        h1 = (h1 * np.int64(_B1) + c) % np.int64(_P1)
+        h2 = (h2 * np.int64(_B2) + c) % np.int64(_P2)
+    return (h1 << np.int64(31)) | h2
 
 
 @ngjit
@@ -74,8 +82,8 @@ def hash_ids(offsets, data, null, include, row0, row_bits, keys):
     """
     n = null.shape[0]
     shift = np.uint64(row_bits)
-    # keep the hash bits that fit above the row number (all of them when row_bits <= 10)
-    hash_mask = np.int64((1 << (64 - row_bits)) - 1) if row_bits > 10 else np.int64(-1)
+    # keep the hash bits that fit above the row number (all 62 of them when row_bits <= 2)
+    hash_mask = np.int64((1 << (64 - row_bits)) - 1) if row_bits >= 2 else np.int64(-1)
     sentinel = ~np.uint64(0)
     for i in prange(n):
         keys[i] = sentinel

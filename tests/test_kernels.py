@@ -214,3 +214,16 @@ def test_claim_id_matching_survives_hash_collisions(rows, row_bits):
     got = match_claim_ids(col, is_rev, is_cand, row_bits=row_bits)
     want = _naive_claim_match(ids, is_rev, is_cand)
     assert got[0].tolist() == want[0] and got[1].tolist() == want[1]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(
+    st.lists(st.integers(0, 2**64 - 1), max_size=300),
+    st.integers(1, 9),
+    st.sampled_from([0, 20, 40, 63]),
+)
+def test_parallel_sort_matches_numpy(values, n_chunks, shift):
+    from rxrisk.kernels.sorting import sort_keys
+
+    keys = np.array([v >> shift for v in values], np.uint64)
+    assert np.array_equal(sort_keys(keys, n_chunks), np.sort(keys))

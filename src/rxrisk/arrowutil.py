@@ -168,29 +168,13 @@ def null_mask(arr: pa.Array) -> np.ndarray:
     return bits[start : start + n] == 0
 
 
-def sort_uint64(keys: np.ndarray, parts: int = 2) -> np.ndarray:
-    """Sort uint64 keys using ``parts`` threads: split by the top bits, sort each part in a
-    thread (numpy releases the GIL while sorting), concatenate. Keys must be spread over
-    the top bits (hashes, or packed keys whose high field varies); the result equals
-    ``np.sort(keys)``.
-    """
-    if parts < 2 or len(keys) < 1_000_000:
-        keys.sort()
-        return keys
-    from concurrent.futures import ThreadPoolExecutor
+def sort_uint64(keys: np.ndarray) -> np.ndarray:
+    """Sorted uint64 keys: numpy for small arrays, the parallel radix + bucket sort of
+    ``kernels.sorting`` for large ones (same result)."""
+    if len(keys) < 1_000_000:
+        return np.sort(keys)
+    import numba
 
-    lo, hi = int(keys.min()), int(keys.max())
-    if lo == hi:
-        return keys
-    # split at equal steps of the key range; each piece is sorted by its own thread
-    step = (hi - lo) // parts + 1
-    pieces = []
-    rest = keys
-    for i in range(1, parts):
-        below = rest < np.uint64(lo + step * i)
-        pieces.append(rest[below])
-        rest = rest[~below]
-    pieces.append(rest)
-    with ThreadPoolExecutor(parts) as pool:
-        list(pool.map(np.ndarray.sort, pieces))
-    return np.concatenate(pieces)
+    from rxrisk.kernels.sorting import sort_keys
+
+    return sort_keys(keys, 4 * numba.get_num_threads())

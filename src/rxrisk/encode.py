@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.arrowutil import date_days, dict_codes, to_numpy
+from rxrisk.arrowutil import date_days, dict_codes, sort_uint64, to_numpy
 from rxrisk.errors import InputError
 from rxrisk.kernels import roles
 
@@ -113,7 +113,7 @@ def _packed_order(member: np.ndarray, day: np.ndarray) -> np.ndarray:
             day_off.astype(np.uint64) << np.uint64(b_row)
         )
         key |= np.arange(n, dtype=np.uint64)
-        key.sort()
+        key = sort_uint64(key)
         return (key & np.uint64((1 << b_row) - 1)).astype(np.int64)
     return np.lexsort((np.arange(n), day_off, member))
 
