@@ -178,3 +178,25 @@ def sort_uint64(keys: np.ndarray) -> np.ndarray:
     from rxrisk.kernels.sorting import sort_keys
 
     return sort_keys(keys, 4 * numba.get_num_threads())
+
+
+def take_rows(col, rows: np.ndarray):
+    """``col.take(rows)`` for a chunked column without concatenating its chunks first.
+
+    Arrow's chunked ``take`` may combine all chunks (a copy of the whole column); a boolean
+    ``filter`` works chunk by chunk. The kept rows are then reordered on the small result.
+    """
+    rows = np.asarray(rows, np.int64)
+    n = len(col)
+    if len(rows) and (rows[0] < 0 or rows.max() >= n):
+        raise IndexError("row index out of range")
+    increasing = len(rows) < 2 or bool(np.all(rows[1:] > rows[:-1]))
+    mask = np.zeros(n, bool)
+    mask[rows] = True
+    kept = col.filter(pa.array(mask))
+    if increasing:
+        return kept
+    chunked = isinstance(kept, pa.ChunkedArray)
+    kept = kept.combine_chunks() if chunked else kept
+    out = kept.take(pa.array(np.searchsorted(np.flatnonzero(mask), rows)))
+    return pa.chunked_array([out]) if chunked else out

@@ -432,6 +432,7 @@ def edits_table(
     claims, data, ref: pa.Table, ref_row: np.ndarray, out: dict
 ) -> tuple[pa.Table, dict]:
     """Assemble the SPEC 7 claim table and the per-edit counts of the audit."""
+    from rxrisk.arrowutil import take_rows
     from rxrisk.inputs import clean_text
     from rxrisk.kernels.edits import EDIT_BITS
     from rxrisk.outputs import reasons_array
@@ -440,14 +441,13 @@ def edits_table(
     n_members = len(claims.member_ids)
     member_of_fill = np.repeat(np.arange(n_members, dtype=np.int64), np.diff(claims.fill_offsets))
     member = member_of_fill[sel]
-    rows = pa.array(claims.row[sel], pa.int64())
     fired = out["fired"][sel]
     flags = {
         name: (fired & np.uint8(bit)) != 0 for name, bit in zip(EDIT_NAMES, EDIT_BITS, strict=True)
     }
     columns = {
         "member_id": claims.member_ids.take(pa.array(member, pa.int64())),
-        "claim_id": clean_text(data.pharmacy.claim_id.take(rows)).combine_chunks(),
+        "claim_id": clean_text(take_rows(data.pharmacy.claim_id, claims.row[sel])).combine_chunks(),
         "fill_date": pa.array(claims.start[sel].astype(np.int32), pa.int32()).view(pa.date32()),
         "ndc": data.pharmacy_rows.normalized_ndc(claims.row[sel]),
         "drug_class": ref.column("drug_class")

@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from rxrisk.arrowutil import take_rows
 from rxrisk.codesets import CATEGORIES
 from rxrisk.errors import InputError
 from rxrisk.kernels.distinct import C_BENZO_FILLS, C_OPIOID_FILLS, C_PHARMACIES, C_PRESCRIBERS
@@ -147,7 +148,7 @@ def quarantine_table(
     """
     tables = []
     for label, raw, rows, reason, reason_names in parts:
-        taken = raw.take(pa.array(rows, pa.int64()))
+        taken = pa.table({name: take_rows(raw.column(name), rows) for name in raw.column_names})
         head = pa.table(
             {
                 "source": pa.array([label] * len(rows), pa.string()),

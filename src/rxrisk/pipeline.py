@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from rxrisk import inputs, validate
+from rxrisk.arrowutil import take_rows
 from rxrisk.errors import InputError
 
 
@@ -113,14 +114,14 @@ def encode_used(data: Ingested, *, all_members: bool = False):
 
     ph, rows = data.pharmacy, data.pharmacy_rows
     used = data.used_pharmacy_rows()
-    take = pa.array(used, pa.int64())
+    take = used
     med_args = {"medical_member": None, "service_date": None, "medical_mask": None}
     if data.medical is not None:
         mused = np.flatnonzero(data.medical_rows.bucket == validate.MEDICAL_BUCKETS.index("used"))
-        mtake = pa.array(mused, pa.int64())
+        mtake = mused
         med_args = {
-            "medical_member": inputs.clean_text(data.medical.member_id.take(mtake)),
-            "service_date": data.medical.service_date.take(mtake),
+            "medical_member": inputs.clean_text(take_rows(data.medical.member_id, mtake)),
+            "service_date": take_rows(data.medical.service_date, mtake),
             "medical_mask": data.medical_rows.mask[mused],
         }
     extra = None
@@ -138,12 +139,12 @@ def encode_used(data: Ingested, *, all_members: bool = False):
             )
         extra = pa.chunked_array([c for s in seen for c in s.chunks], type=seen[0].type)
     return encode(
-        pharmacy_member=inputs.clean_text(ph.member_id.take(take)),
-        fill_date=ph.fill_date.take(take),
-        quantity=ph.quantity.take(take),
-        days_supply=ph.days_supply.take(take),
-        prescriber=inputs.clean_text(ph.prescriber_id.take(take)),
-        pharmacy=inputs.clean_text(ph.pharmacy_id.take(take)),
+        pharmacy_member=inputs.clean_text(take_rows(ph.member_id, take)),
+        fill_date=take_rows(ph.fill_date, take),
+        quantity=take_rows(ph.quantity, take),
+        days_supply=take_rows(ph.days_supply, take),
+        prescriber=inputs.clean_text(take_rows(ph.prescriber_id, take)),
+        pharmacy=inputs.clean_text(take_rows(ph.pharmacy_id, take)),
         ref_index=rows.ref_index[used],
         input_row=used.astype(np.int64),
         drugs=DrugTable.from_reference(data.reference),

@@ -17,6 +17,7 @@ from rxrisk.arrowutil import (
     sort_uint64,
     string_buffers,
     string_chunks,
+    take_rows,
     to_bool,
     to_numpy,
 )
@@ -145,7 +146,7 @@ def match_claim_ids(
     keys = sort_uint64(keys[keys != np.uint64(0xFFFFFFFFFFFFFFFF)])
     rows, run_start = collision_runs(keys, row_bits)
     if len(rows):
-        sub = claim_id.take(pa.array(rows))
+        sub = take_rows(claim_id, rows)
         rev, dup = match_runs(
             run_start, *string_buffers(sub), is_reversal[rows], is_candidate[rows]
         )
