@@ -8,7 +8,6 @@ written unescaped.
 
 from __future__ import annotations
 
-import ast
 import html
 import re
 from collections import Counter
@@ -18,18 +17,17 @@ import numpy as np
 
 from rxrisk import __version__
 from rxrisk.codesets import CATEGORIES
-from rxrisk.report import date_of
+from rxrisk.report import (
+    CATEGORY_BIT,
+    CATEGORY_LABEL,
+    date_of,
+    fmt_date,
+    mme_text,
+    num,
+    plural,
+    reason_sentences,
+)
 
-_BIT = {name: 1 << i for i, name in enumerate(CATEGORIES)}
-CATEGORY_LABEL = {
-    "ed_visit": "ED visit",
-    "opioid_overdose": "Opioid overdose",
-    "oud": "Opioid use disorder",
-    "sud_other": "Other substance use disorder",
-    "cancer": "Cancer",
-    "sickle_cell": "Sickle cell disease",
-    "hospice_palliative": "Hospice / palliative care",
-}
 CLASS_LABEL = {
     "opioid": "Opioid",
     "benzodiazepine": "Benzodiazepine",
@@ -60,274 +58,6 @@ REFERENCE_LINES = (50.0, 90.0)  # CDC: reassess at 50 MME/day, avoid or justify 
 def esc(value) -> str:
     """Escape any value for HTML text and attributes (None becomes empty)."""
     return html.escape("" if value is None else str(value), quote=True)
-
-
-def num(x) -> str:
-    """A threshold or count: no decimals when whole."""
-    if x is None:
-        return "n/a"
-    x = float(x)
-    return f"{x:,.0f}" if x == round(x) else f"{x:,.2f}".rstrip("0").rstrip(".")
-
-
-def mme_text(x) -> str:
-    """An MME value: whole numbers from 10 up, one decimal below."""
-    if x is None:
-        return "n/a"
-    x = float(x)
-    return f"{x:,.0f}" if abs(x) >= 10 or x == 0 else f"{x:.1f}"
-
-
-def fmt_date(day) -> str:
-    return "" if day is None else str(date_of(day) if isinstance(day, (int, np.integer)) else day)
-
-
-# ----------------------------------------------------------------------------- the rules
-
-
-def rule_thresholds(ruleset) -> dict:
-    """Per flag: ``{"cmp": {column: [numbers]}, "refs": {names}, "anchor", "when"}``."""
-    import pyarrow as pa
-
-    from rxrisk.rules import compile_flags
-    from rxrisk.schema import metric_fields
-
-    m = ruleset.metrics
-    kinds = {
-        f.name: "bool" if pa.types.is_boolean(f.type) else "number"
-        for f in metric_fields(m.windows, m.ed_lookback_days, m.dx_lookback_days)
-    }
-    meta = {f.name: f for f in ruleset.flags}
-    out = {}
-    for name, tree in compile_flags(ruleset, kinds):
-        cmp: dict[str, list[float]] = {}
-        refs = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Compare):
-                cmp.setdefault(node.left.id, []).append(float(node.comparators[0].value))
-            elif isinstance(node, ast.Name):
-                refs.add(node.id)
-        out[name] = {
-            "cmp": {k: sorted(v) for k, v in cmp.items()},
-            "refs": refs,
-            "anchor": meta[name].anchor,
-            "when": " ".join(meta[name].when.split()),
-        }
-    return out
-
-
-class _Row:
-    """Values and thresholds for one flag's sentence; KeyError means: use the generic one."""
-
-    def __init__(self, row: dict, rule: dict, tol: float):
-        self.row, self.rule, self.tol = row, rule, tol
-
-    def col(self, prefix: str, default: str) -> str:
-        for c in self.rule.get("cmp", {}):
-            if c.startswith(prefix):
-                return c
-        return default
-
-    def v(self, col: str):
-        value = self.row[col]
-        if value is None:
-            raise KeyError(col)
-        return value
-
-    def t(self, col: str, default: float, pick=min) -> float:
-        values = self.rule.get("cmp", {}).get(col)
-        return pick(values) if values else default
-
-    def ge(self, col: str, default: float, pick=min) -> bool:
-        return float(self.v(col)) >= self.t(col, default, pick) - self.tol
-
-
-def _window(col: str) -> str:
-    m = re.search(r"_(\d+)d$", col)
-    return f"the last {m.group(1)} days" if m else "the window"
-
-
-def _plural(n, word: str, many: str | None = None) -> str:
-    return f"{num(n)} {word if float(n) == 1 else (many or word + 's')}"
-
-
-def _latest_event(view, bits: int):
-    """(day, codes of those categories) of the latest event with any of ``bits``."""
-    for day, mask, codes, masks in reversed(view.events):
-        if mask & bits:
-            return day, [c for c, m in zip(codes, masks, strict=True) if m & bits]
-    return None, []
-
-
-def reason_sentences(view, ctx) -> list[tuple[str, str, str]]:
-    """``[(flag, sentence, anchor)]`` for the member's reasons, in rule order."""
-    out = []
-    tol = ctx.ruleset.metrics.tolerance
-    dx_days = ctx.ruleset.metrics.dx_lookback_days
-    shown = [r for r in view.reasons if r != "at_risk"] or list(view.reasons)
-    for flag in shown:
-        rule = ctx.thresholds.get(flag, {})
-        r = _Row(view.row, rule, tol)
-        try:
-            text = _SENTENCES[flag](r, view, ctx, dx_days) if flag in _SENTENCES else None
-        except (KeyError, TypeError, ValueError, IndexError):
-            text = None
-        if not text:
-            text = _generic(flag, r)
-        out.append((flag, text, rule.get("anchor", "")))
-    return out
-
-
-def _generic(flag: str, r: _Row) -> str:
-    when = r.rule.get("when")
-    if not when:
-        return f"Flag {flag} is set"
-    vals = [f"{c} = {_value(r.row.get(c))}" for c in sorted(r.rule.get("refs", ())) if c in r.row]
-    return f"Rule {flag}: {when}" + (f" (here: {', '.join(vals)})" if vals else "")
-
-
-def _value(x) -> str:
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, float):
-        return mme_text(x)
-    return "n/a" if x is None else str(x)
-
-
-def _s_high_dose(r, view, ctx, dx):
-    c = r.col("mme_avg_", "mme_avg_180d")
-    return (
-        f"Average daily dose of {mme_text(r.v(c))} MME over {_window(c)} "
-        f"(threshold {num(r.t(c, 90))})"
-    )
-
-
-def _s_multi_provider(r, view, ctx, dx):
-    p = r.col("opioid_prescribers_", "opioid_prescribers_180d")
-    q = r.col("opioid_pharmacies_", "opioid_pharmacies_180d")
-    return (
-        f"Opioids from {_plural(r.v(p), 'prescriber')} and "
-        f"{_plural(r.v(q), 'pharmacy', 'pharmacies')} in {_window(p)} "
-        f"(threshold {num(r.t(p, 4))} prescribers and {num(r.t(q, 4))} pharmacies)"
-    )
-
-
-def _s_cms_oms(r, view, ctx, dx):
-    c = r.col("mme_avg_", "mme_avg_180d")
-    p = r.col("opioid_prescribers_", "opioid_prescribers_180d")
-    q = r.col("opioid_pharmacies_", "opioid_pharmacies_180d")
-    od = r.col("overdoses_", "overdoses_365d")
-    fl = r.col("opioid_fills_", "opioid_fills_180d")
-    tp_low, tp_high = r.t(p, 3, min), r.t(p, 5, max)
-    tq = r.t(q, 3)
-    parts = []
-    pv, qv = float(r.v(p)), float(r.v(q))
-    dose = r.ge(c, 90) and ((pv >= tp_low and qv >= tq) or pv >= tp_high)
-    if dose:
-        parts.append(
-            f"average daily dose of {mme_text(r.v(c))} MME (threshold {num(r.t(c, 90))}) with "
-            f"opioids from {num(pv)} prescribers and {num(qv)} pharmacies in {_window(p)} "
-            f"(criteria: {num(tp_low)} prescribers and {num(tq)} pharmacies, "
-            f"or {num(tp_high)} prescribers)"
-        )
-    if r.ge(od, 1) and r.ge(fl, 1):
-        day, _ = _latest_event(view, _BIT["opioid_overdose"])
-        when = f", latest {fmt_date(day)}" if day is not None else ""
-        parts.append(
-            f"opioid overdose in {_window(od)} ({_plural(r.v(od), 'date')}{when}) while still "
-            f"filling opioids ({_plural(r.v(fl), 'opioid fill')} in {_window(fl)})"
-        )
-    if not parts:
-        return None
-    return "CMS opioid overutilization criteria met: " + "; and ".join(parts)
-
-
-def _s_concurrent_benzo(r, view, ctx, dx):
-    c = r.col("benzo_overlap_days_", "benzo_overlap_days_365d")
-    o = r.col("opioid_fills_", "opioid_fills_365d")
-    b = r.col("benzo_fills_", "benzo_fills_365d")
-    return (
-        f"{_plural(r.v(c), 'day')} of overlapping opioid and benzodiazepine use in {_window(c)} "
-        f"(threshold {num(r.t(c, 30))}), from {_plural(r.v(o), 'opioid fill')} and "
-        f"{_plural(r.v(b), 'benzodiazepine fill')}"
-    )
-
-
-def _s_dose_with_cns(r, view, ctx, dx):
-    c = r.col("mme_avg_", "mme_avg_180d")
-    x = r.col("cns_overlap_days_", "cns_overlap_days_180d")
-    return (
-        f"Average daily dose of {mme_text(r.v(c))} MME (threshold {num(r.t(c, 50))}) together "
-        f"with {_plural(r.v(x), 'day')} of other CNS depressants (benzodiazepines, "
-        f"gabapentinoids, muscle relaxants, sleep drugs) in {_window(x)} "
-        f"(threshold {num(r.t(x, 30))} days)"
-    )
-
-
-def _s_overdose_history(r, view, ctx, dx):
-    od = r.col("overdoses_", f"overdoses_{dx}d")
-    day, codes = _latest_event(view, _BIT["opioid_overdose"])
-    latest = f"; latest on {fmt_date(day)} ({', '.join(codes)})" if day is not None else ""
-    return f"Opioid overdose on {_plural(r.v(od), 'date')} in {_window(od)}{latest}"
-
-
-def _s_substance_use(r, view, ctx, dx):
-    oud = bool(view.row.get("oud_dx"))
-    label = "opioid use disorder" if oud else "substance use disorder"
-    day, codes = _latest_event(view, _BIT["oud"] | _BIT["sud_other"])
-    latest = f" ({', '.join(codes)} on {fmt_date(day)})" if day is not None else ""
-    return f"Diagnosis of {label} in the last {dx} days{latest}"
-
-
-def _s_excluded(r, view, ctx, dx):
-    which = [
-        label
-        for col, label in (
-            ("cancer_dx", "cancer"),
-            ("sickle_cell_dx", "sickle cell disease"),
-            ("hospice_dx", "hospice or palliative care"),
-        )
-        if view.row.get(col)
-    ]
-    return (
-        f"Exempt from the dose and provider criteria: {' and '.join(which)} diagnosis in the "
-        f"last {dx} days"
-    )
-
-
-def _s_emergency_outreach(r, view, ctx, dx):
-    d = r.v("days_since_emergency")
-    limit = r.t("days_since_emergency", 89, max)
-    day = view.row.get("last_emergency_date")
-    kinds = [
-        CATEGORY_LABEL[k]
-        for k in ("ed_visit", "opioid_overdose")
-        if any(e[1] & _BIT[k] for e in view.events if fmt_date(e[0]) == fmt_date(day))
-    ]
-    what = " and ".join(kinds) if kinds else "Emergency visit"
-    return (
-        f"{what} {_plural(d, 'day')} ago, on {fmt_date(day)}: outreach within "
-        f"{num(limit + 1)} days of an emergency"
-    )
-
-
-def _s_at_risk(r, view, ctx, dx):
-    met = [n for n in r.rule.get("refs", ()) if view.row.get(n) is True and n in ctx.thresholds]
-    return f"At risk of opioid harm: {_plural(len(met), 'risk criterion', 'risk criteria')} met"
-
-
-_SENTENCES = {
-    "excluded": _s_excluded,
-    "high_dose": _s_high_dose,
-    "multi_provider": _s_multi_provider,
-    "cms_oms": _s_cms_oms,
-    "concurrent_benzo": _s_concurrent_benzo,
-    "dose_with_cns": _s_dose_with_cns,
-    "overdose_history": _s_overdose_history,
-    "substance_use_history": _s_substance_use,
-    "at_risk": _s_at_risk,
-    "emergency_outreach": _s_emergency_outreach,
-}
 
 
 # --------------------------------------------------------------------------- member view
@@ -557,14 +287,14 @@ def chart_svg(view, ctx) -> str:
             continue
         xi = x(day - first)
         tip = esc(f"{fmt_date(day)}: " + ", ".join(codes))
-        if mask & _BIT["opioid_overdose"]:
+        if mask & CATEGORY_BIT["opioid_overdose"]:
             o.append(
                 f'<g class="event od-marker"><title>Opioid overdose {tip}</title>'
                 f'<line x1="{xi:.1f}" x2="{xi:.1f}" y1="{_T}" y2="{_T + ph}" stroke="#c0392b" '
                 f'stroke-width="1.5"/><path d="M{xi:.1f} {_T - 1} l7 8 l-7 8 l-7 -8 z" '
                 f'fill="#c0392b"/></g>'
             )
-        if mask & _BIT["ed_visit"]:
+        if mask & CATEGORY_BIT["ed_visit"]:
             o.append(
                 f'<g class="event ed-marker"><title>ED visit {tip}</title>'
                 f'<line x1="{xi:.1f}" x2="{xi:.1f}" y1="{_T}" y2="{_T + ph}" stroke="#6c3483" '
@@ -728,8 +458,8 @@ def _events(view, ctx) -> str:
     items = list(reversed(view.events))
     rows = []
     for day, mask, codes, _ in items[:MAX_EVENT_ROWS]:
-        labels = [CATEGORY_LABEL.get(c, c) for c in CATEGORIES if mask & _BIT[c]]
-        hot = mask & (_BIT["ed_visit"] | _BIT["opioid_overdose"])
+        labels = [CATEGORY_LABEL.get(c, c) for c in CATEGORIES if mask & CATEGORY_BIT[c]]
+        hot = mask & (CATEGORY_BIT["ed_visit"] | CATEGORY_BIT["opioid_overdose"])
         rows.append(
             f"<tr{' class=hot' if hot else ''}><td>{esc(fmt_date(day))}</td>"
             f"<td>{esc(', '.join(labels))}</td><td>{esc(', '.join(codes))}</td></tr>"
@@ -748,12 +478,17 @@ def _events(view, ctx) -> str:
     )
 
 
+def _nowrap_dates(escaped: str) -> str:
+    """Keep ISO dates of already escaped text on one line (digits only are wrapped)."""
+    return re.sub(r"\b(\d{4}-\d{2}-\d{2})\b", r'<span class="nw">\1</span>', escaped)
+
+
 def member_section(view, ctx, prescriber_code: int | None = None, prescriber_id=None) -> str:
     """One member's profile as a ``<section>`` (bundles highlight one prescriber's fills)."""
     r = view.row
     sentences = reason_sentences(view, ctx)
     items = "".join(
-        f'<li data-flag="{esc(f)}">{esc(s)}'
+        f'<li data-flag="{esc(f)}">{_nowrap_dates(esc(s))}'
         + (f'<span class="anchor">{esc(a)}</span>' if a else "")
         + "</li>"
         for f, s, a in sentences
@@ -764,7 +499,7 @@ def member_section(view, ctx, prescriber_code: int | None = None, prescriber_id=
     if prescriber_code is not None:
         k = sum(1 for f in view.fills if f[-1] == prescriber_code)
         mine = (
-            f'<p class="mine-note">{_plural(k, "fill")} in this profile {"was" if k == 1 else "were"} '
+            f'<p class="mine-note">{plural(k, "fill")} in this profile {"was" if k == 1 else "were"} '
             f"written by you (highlighted).</p>"
         )
     first = fmt_date(ctx.first_day)
@@ -820,7 +555,7 @@ svg .tick{fill:#5b6570;font-size:11px}svg .axis{fill:#5b6570;font-size:12px}svg 
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #e3e8ee;padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#eef1f4;font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums}
-td.d{white-space:nowrap}td small{display:block;color:#5b6570;font-size:11px}
+td.d,.nw{white-space:nowrap}.scroll{overflow-x:auto}td small{display:block;color:#5b6570;font-size:11px}
 tr.c-opioid td:first-child{border-left:4px solid #1f4e99}tr.c-benzodiazepine td:first-child{border-left:4px solid #f39c12}
 tr.mine td,tr.mine{background:#fff4c2}tr.hot td{background:#fdf0ef}
 .mine-note{background:#fff4c2;padding:6px 10px;border-radius:4px}
@@ -874,7 +609,7 @@ def prescriber_page(prescriber_id: str, code: int, views: list, ctx) -> str:
         f"<h1>Prescriber alert: {esc(prescriber_id)}</h1>"
         f'<p class="sub">As of {esc(fmt_date(ctx.as_of))}; prescriptions you wrote from '
         f"{esc(fmt_date(ctx.first_day))} ({ctx.lookback_days} days)</p>"
-        f'<div class="reasons"><h2>{_plural(len(views), "patient")} of yours '
+        f'<div class="reasons"><h2>{plural(len(views), "patient")} of yours '
         f"{'meets' if len(views) == 1 else 'meet'} opioid-risk criteria</h2>"
         f'<table class="counts"><tbody>{reason_rows}</tbody></table></div>'
         "<p>Each profile below lists every prescriber, pharmacy and fill of the period, the risk "
@@ -911,7 +646,10 @@ def _list_table(table, columns: list[str], link: bool = True) -> str:
                 text = f'<a href="{esc(r["profile"])}">{text}</a>'
             cells.append(f"<td>{text}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def index_page(summary, members, bundles, outreach, lock, ctx) -> str:
