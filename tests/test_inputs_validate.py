@@ -4,6 +4,7 @@ import datetime as dt
 import gzip
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -220,3 +221,28 @@ def test_bad_as_of_is_a_usage_error(small_book):
     ph, _ = small_book
     with pytest.raises(InputError, match="YYYY-MM-DD"):
         rxrisk.score(ph, as_of="2025-02-30")
+
+
+def test_same_bytes_whatever_the_thread_count(small_book):
+    import numba
+
+    ph, md = small_book
+    before = numba.get_num_threads()
+    try:
+        one = rxrisk.score(ph, md, as_of=["2025-06-30", "2025-12-31"], threads=1)
+        two = rxrisk.score(ph, md, as_of=["2025-06-30", "2025-12-31"], threads=2)
+    finally:
+        numba.set_num_threads(before)
+    assert one.members.equals(two.members)
+    strip = lambda a: {k: v for k, v in a.items() if k != "seconds"}  # noqa: E731
+    assert strip(one.audit) == strip(two.audit)
+
+
+def test_all_members_adds_zero_rows_for_every_member_seen(small_book):
+    ph, md = small_book
+    r = rxrisk.score(ph, md, as_of="2025-12-31", all_members=True)
+    # A, B (reversed only), C, D (bad ndc + null date rows), E (medical); not the empty id
+    assert r.members.column("member_id").to_pylist() == ["A", "B", "C", "D", "E"]
+    b = r.members.filter(pa.compute.equal(r.members["member_id"], "B")).to_pylist()[0]
+    assert b["opioid_fills_365d"] == 0 and b["reasons"] == [] and b["mme_avg_180d"] == 0.0
+    assert r.audit["members_scored"] == 5
