@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 from pathlib import Path
 
 import msgspec
 import numpy as np
 
 from rxrisk.errors import InputError
+from rxrisk.reference import EDITIONS
 from rxrisk.resources import data_path
-
-EDITIONS = ("cdc2022", "cdc2018")
 
 
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -301,8 +299,3 @@ def _eval(node, env, nulls, tol):
     if isinstance(node, ast.Name):
         return env[node.id].astype(bool)
     raise AssertionError(node)  # unreachable: checked in compile_flags
-
-
-def describe(rules: RuleSet) -> str:
-    """Return the rule set as JSON text (for the audit and ``--help`` pages)."""
-    return json.dumps(msgspec.to_builtins(rules), indent=2)

@@ -4,17 +4,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-#: Per-window integer metrics, in output order within a window (SPEC 2).
-WINDOW_COUNT_METRICS = (
-    "opioid_fills",
-    "opioid_prescribers",
-    "opioid_pharmacies",
-    "opioid_days",
-    "high_dose_days",
-    "benzo_fills",
-    "benzo_overlap_days",
-    "cns_overlap_days",
-)
 #: Per-window float metrics.
 WINDOW_MME_METRICS = ("mme_total", "mme_avg", "mme_peak")
 #: Output order of the per-window columns.
