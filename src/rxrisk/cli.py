@@ -41,6 +41,10 @@ def _cmd_score(args) -> int:
     out = check_output_path(args.out)
     audit_path = check_output_path(args.audit, "--audit") if args.audit else None
     q_path = check_output_path(args.quarantine, "--quarantine") if args.quarantine else None
+    if args.engine == "spark":
+        return _score_spark(args, out, audit_path)
+    if args.master is not None:
+        raise InputError("--master is for --engine spark; add --engine spark or drop --master")
     show = _progress_printer(not args.quiet and sys.stderr.isatty())
     t0 = time.perf_counter()
     result = score(
@@ -66,6 +70,99 @@ def _cmd_score(args) -> int:
         print(
             f"rxrisk: scored {result.audit['members_scored']:,} members ({result.members.num_rows:,} rows) "
             f"from {ph['rows_read']:,} pharmacy rows in {time.perf_counter() - t0:.1f}s; wrote {out}"
+        )
+        if flagged:
+            print("rxrisk: flags: " + ", ".join(f"{k}={v:,}" for k, v in flagged.items()))
+    return 0
+
+
+def _spark_session(master: str):
+    """(session, owned): a new SparkSession (UI off, bound to 127.0.0.1 for local masters,
+    quiet logs), or the active one of this process, which the caller must not stop."""
+    import shutil
+
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise InputError(
+            "--engine spark needs pyspark: install rxrisk[spark] (pip install 'rxrisk[spark]')"
+        ) from None
+    local = master.startswith("local")
+    if local and not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        raise InputError("--engine spark needs Java 17 or later: install it or set JAVA_HOME")
+    if local:  # the Python workers must be this interpreter (where rxrisk is installed)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("rxrisk score")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+    )
+    if local:
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
+    owned = SparkSession.getActiveSession() is None  # else reuse it (and leave it running)
+    spark = builder.getOrCreate()
+    if owned:
+        spark.sparkContext.setLogLevel("ERROR")
+    return spark, owned
+
+
+def _score_spark(args, out, audit_path) -> int:
+    from rxrisk.outputs import write_json, write_table
+
+    for flag, given in (
+        ("--quarantine", args.quarantine),
+        ("--all-members", args.all_members),
+        ("--threads", args.threads is not None),
+    ):
+        if given:
+            raise InputError(
+                f"{flag} is not available with --engine spark; drop it or use --engine local"
+            )
+    import warnings
+
+    from rxrisk import spark as rxspark  # no pyspark import yet
+
+    rxspark.check_source(args.pharmacy, "pharmacy")  # fail fast, before starting Spark
+    if args.medical:
+        rxspark.check_source(args.medical, "medical")
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        # pyspark's import-time notice about pandas >= 3 (the Spark engine uses no pandas)
+        warnings.filterwarnings(
+            "ignore", message=".*does not yet fully support pandas", category=FutureWarning
+        )
+        spark, owned = _spark_session(args.master or "local[*]")
+        try:
+            pharmacy = rxspark.read_pharmacy(spark, args.pharmacy)
+            medical = rxspark.read_medical(spark, args.medical) if args.medical else None
+            result = rxspark.score(
+                pharmacy,
+                medical,
+                as_of=args.as_of,
+                reference=args.reference,
+                rules=args.rules,
+                codesets=args.codesets,
+                labels=(str(args.pharmacy), str(args.medical)),
+            )
+            members = result.to_arrow()
+            result.unpersist()
+        finally:
+            if owned:
+                spark.stop()
+    write_table(members, out)
+    if audit_path is not None:
+        write_json(result.audit, audit_path)
+    if not args.quiet:
+        ph = result.audit["pharmacy"]
+        flagged = _flag_counts(members)
+        print(
+            f"rxrisk: scored {result.audit['members_scored']:,} members ({members.num_rows:,} rows) "
+            f"from {ph['rows_read']:,} pharmacy rows on Spark in {time.perf_counter() - t0:.1f}s; wrote {out}"
         )
         if flagged:
             print("rxrisk: flags: " + ", ".join(f"{k}={v:,}" for k, v in flagged.items()))
@@ -275,6 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, metavar="N", help="numba threads (default: all cores)")
     s.add_argument(
         "--all-members", action="store_true", help="add a row for every member seen in any input"
+    )
+    s.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="local (in-process, default) or spark (needs rxrisk[spark] and Java; same output)",
+    )
+    s.add_argument(
+        "--master",
+        metavar="URL",
+        help="Spark master for --engine spark (default local[*]), e.g. local[2] or yarn",
     )
     s.add_argument("--quiet", action="store_true", help="print nothing but errors")
     s.set_defaults(func=_cmd_score)

@@ -116,7 +116,7 @@ def collect_arrow(df: DataFrame, schema: pa.Schema | None = None) -> pa.Table:
 
             return (schema or to_arrow_schema(df.schema)).empty_table()
         table = pa.Table.from_batches(batches)
-    return table.cast(schema) if schema is not None else table
+    return (table.cast(schema) if schema is not None else table).combine_chunks()
 
 
 # ------------------------------------------------------------------------------ readers
@@ -134,11 +134,17 @@ def _path_kind(path: str, label: str) -> str:
     )
 
 
-def _read(spark: SparkSession, path, label: str) -> DataFrame:
+def check_source(path, label: str) -> str:
+    """``"parquet"`` or ``"csv"`` for a readable input path; InputError (exit 2) otherwise."""
     path = str(path)
     if "://" not in path and not Path(path).exists():
         raise InputError(f"{label} input {path}: no such file or folder; check the path")
-    if _path_kind(path, label) == "csv":
+    return _path_kind(path, label)
+
+
+def _read(spark: SparkSession, path, label: str) -> DataFrame:
+    path = str(path)
+    if check_source(path, label) == "csv":
         # Everything as text, RFC 4180 quotes (like pyarrow); per-row parse failures become
         # rejected rows. Spark reads an empty field as null where pyarrow reads "": both end
         # in the same bucket (blank ids are null, an empty date/number is unparseable).
@@ -337,7 +343,9 @@ def _stage_b(cfg: _Shipped, batches):
     schema = pa.ipc.read_schema(pa.py_buffer(cfg.output_schema))
     src = table.column(_SRC)
     report: dict = {
-        "stage_a": [json.loads(t) for t in table.filter(pc.equal(src, _SRC_AUDIT))[_AUDIT]]
+        "stage_a": [
+            json.loads(t) for t in table.filter(pc.equal(src, _SRC_AUDIT))[_AUDIT].to_pylist()
+        ]
     }
     ph = table.filter(pc.equal(src, _SRC_PHARMACY))
     ph = ph.select([f"p__{c}" for c in cfg.pharmacy_columns]).rename_columns(cfg.pharmacy_columns)
@@ -383,10 +391,14 @@ def _stage_b(cfg: _Shipped, batches):
 
 @contextlib.contextmanager
 def _quiet_pandas_warning():
-    """pyspark warns about pandas >= 3 when it builds an Arrow UDF; mapInArrow uses no pandas."""
+    """Silence pyspark's own version-check warnings when it builds an Arrow UDF: pandas >= 3
+    (mapInArrow uses no pandas) and, on pyspark 3.5, distutils' LooseVersion."""
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=".*does not yet fully support pandas", category=FutureWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message="distutils Version classes", category=DeprecationWarning
         )
         yield
 
@@ -444,7 +456,8 @@ def score(
     ----------
     pharmacy_df : pyspark.sql.DataFrame
         Pharmacy claims (SPEC 1.1 columns; extra columns are ignored). Input order is the
-        DataFrame's order, or its ``_rx_row`` column when present (see :func:`read_pharmacy`).
+        DataFrame's order, or its ``_rx_row`` column (unique integers) when present (see
+        :func:`read_pharmacy`).
     medical_df : pyspark.sql.DataFrame, optional
         Medical events (SPEC 1.2).
     as_of, reference, rules, codesets
