@@ -5,17 +5,16 @@ surrounding space, tab, CR and LF (SPEC 1.1), and a trimmed-empty string counts 
 """
 
 import numpy as np
-from numba import prange
 
 from rxrisk.kernels._jit import ngjit
 
-# Two polynomial hashes modulo primes below 2**31, joined into 62 bits. Every product stays
-# below 2**62, so the same code runs compiled and as plain Python (NUMBA_DISABLE_JIT=1)
-# without overflow warnings, and the low bits are as well spread as the high ones (a single
-# polynomial hash of similar ids like "RX000000000123" collides far too often in its low bits).
-_P1 = 2147483647  # 2**31 - 1
+# Two polynomial hashes (different bases) modulo the Mersenne prime 2**31 - 1, joined into 62
+# bits. Every product stays below 2**62, so the same code runs compiled and as plain Python
+# (NUMBA_DISABLE_JIT=1) without overflow warnings; the reduction is two folds, not a division;
+# and the low bits are as well spread as the high ones (a single polynomial hash of similar
+# ids like "RX000000000123" collides far too often in its low bits).
+_P = 2147483647  # 2**31 - 1
 _B1 = 1000003
-_P2 = 2147483629  # 2**31 - 19
 _B2 = 65599
 
 
@@ -50,13 +49,22 @@ def blank_rows(offsets, data, null):
 
 
 @ngjit
+def _mod_p(x):
+    """x mod 2**31 - 1 for 0 <= x < 2**62."""
+    p = np.int64(_P)
+    x = (x & p) + (x >> np.int64(31))
+    x = (x & p) + (x >> np.int64(31))
+    return x - p if x >= p else x
+
+
+@ngjit
 def _hash(data, s, e):
     h1 = np.int64(0)
     h2 = np.int64(0)
     for j in range(s, e):
         c = np.int64(data[j]) + np.int64(1)
-        h1 = (h1 * np.int64(_B1) + c) % np.int64(_P1)
-        h2 = (h2 * np.int64(_B2) + c) % np.int64(_P2)
+        h1 = _mod_p(h1 * np.int64(_B1) + c)
+        h2 = _mod_p(h2 * np.int64(_B2) + c)
     return (h1 << np.int64(31)) | h2
 
 
@@ -70,28 +78,28 @@ def _same(data, s1, e1, s2, e2):
     return True
 
 
-@ngjit(parallel=True)
+@ngjit
 def hash_ids(offsets, data, null, include, row0, row_bits, keys):
-    """Write sort keys for one chunk of rows into ``keys`` (same length as the chunk).
+    """Write the sort keys of one chunk's included rows into ``keys``, in row order.
 
     Key = ``64 - row_bits`` bits of the trimmed id's hash above the global row number
-    ``row0 + i``. Rows not included (or with a blank id) get the all-ones key, which no real
-    key equals (row numbers stay below ``2**row_bits - 1``), so after sorting they sit at the
-    end. Sorting the keys groups equal ids together, in input order within a group.
-    ``offsets`` index ``data`` directly (Arrow buffers, int32 or int64, no rebasing).
+    ``row0 + i``; rows not included or with a blank id get no key. Sorting the keys groups
+    equal ids together, in input order within a group. ``offsets`` index ``data`` directly
+    (Arrow buffers, int32 or int64, no rebasing). Returns the number of keys written.
     """
     n = null.shape[0]
     shift = np.uint64(row_bits)
     # keep the hash bits that fit above the row number (all 62 of them when row_bits <= 2)
     hash_mask = np.int64((1 << (64 - row_bits)) - 1) if row_bits >= 2 else np.int64(-1)
-    sentinel = ~np.uint64(0)
-    for i in prange(n):
-        keys[i] = sentinel
+    k = 0
+    for i in range(n):
         if include[i]:
             s, e = trimmed_bounds(offsets, data, null, i)
             if e > s:
                 h = _hash(data, s, e) & hash_mask
-                keys[i] = (np.uint64(h) << shift) | np.uint64(row0 + i)
+                keys[k] = (np.uint64(h) << shift) | np.uint64(row0 + i)
+                k += 1
+    return k
 
 
 @ngjit

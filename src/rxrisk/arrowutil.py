@@ -80,9 +80,30 @@ def date_days(col: pa.ChunkedArray) -> np.ndarray:
 
 
 def to_numpy(col, dtype, fill=0) -> np.ndarray:
-    """A numeric column as numpy of ``dtype`` with nulls filled."""
+    """A numeric column as numpy of ``dtype`` with nulls filled.
+
+    Fixed-width integer and float columns are read straight from their value buffers (one
+    copy into the result, nulls overwritten from the validity bitmap); others go through
+    Arrow's conversion.
+    """
     if isinstance(col, pa.ChunkedArray) and col.num_chunks == 0:
         return np.zeros(0, dtype)
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+        src = np.dtype(col.type.to_pandas_dtype())
+        out = np.empty(len(col), dtype)
+        pos = 0
+        for ch in chunks:
+            n = len(ch)
+            if n:
+                buf = ch.buffers()[1]
+                out[pos : pos + n] = np.frombuffer(
+                    buf, dtype=src, count=n, offset=ch.offset * src.itemsize
+                )
+                if ch.null_count:
+                    out[pos : pos + n][null_mask(ch)] = fill
+            pos += n
+        return out
     if col.null_count:
         col = pc.fill_null(col, fill)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)

@@ -221,11 +221,12 @@ def as_float(src: Source, name: str) -> pa.ChunkedArray:
 
 
 def as_int(src: Source, name: str) -> pa.ChunkedArray:
-    """An int64 column; non-integral floats and unparseable text become null."""
+    """An integer column (any integer width, kept as is); non-integral floats and
+    unparseable text become null (int64)."""
     col = _decode(src.table.column(name))
     t = col.type
     if pa.types.is_integer(t):
-        return col.cast(pa.int64())
+        return col
     if pa.types.is_null(t):
         return pa.chunked_array([pa.nulls(len(col), pa.int64())])
     if pa.types.is_floating(t) or pa.types.is_decimal(t):
@@ -290,7 +291,9 @@ def _optional_text(src: Source, name: str) -> pa.ChunkedArray:
 def conform_pharmacy(src: Source) -> PharmacyColumns:
     """Check and cast the pharmacy columns of SPEC 1.1."""
     require(src, PHARMACY_REQUIRED, "pharmacy")
-    ndc_type = _decode(src.table.column("ndc")).type
+    ndc_type = src.table.column("ndc").type
+    if pa.types.is_dictionary(ndc_type):
+        ndc_type = ndc_type.value_type
     if pa.types.is_integer(ndc_type) or pa.types.is_floating(ndc_type):
         raise InputError(
             f"{src.name}: column 'ndc' has type {ndc_type}; expected string. "

@@ -135,15 +135,37 @@ def match_claim_ids(
     duplicate = np.zeros(n, bool)
     include = is_reversal | is_candidate
     row_bits = row_bits or max(1, int(n).bit_length())
-    keys = np.empty(n, np.uint64)
-    row0 = 0
+    # chunks are hashed on the numba threads' count of Python threads (the kernel releases
+    # the GIL), each into its own slice of ``keys``
+    jobs, start, row0 = [], 0, 0
     for offsets, data, null in string_chunks(claim_id):
         m = len(null)
-        hash_ids(
-            offsets, data, null, include[row0 : row0 + m], row0, row_bits, keys[row0 : row0 + m]
-        )
+        jobs.append((offsets, data, null, include[row0 : row0 + m], row0, start))
+        start += int(np.count_nonzero(include[row0 : row0 + m]))
         row0 += m
-    keys = sort_uint64(keys[keys != np.uint64(0xFFFFFFFFFFFFFFFF)])
+    keys = np.empty(start, np.uint64)
+    written = np.zeros(len(jobs), np.int64)
+
+    def run(j):
+        offsets, data, null, inc, r0, s0 = jobs[j]
+        written[j] = hash_ids(offsets, data, null, inc, r0, row_bits, keys[s0:])
+
+    if len(jobs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import numba
+
+        with ThreadPoolExecutor(numba.get_num_threads()) as pool:
+            list(pool.map(run, range(len(jobs))))
+    elif jobs:
+        run(0)
+    # blank ids were skipped: keep each chunk's written prefix
+    if len(jobs) and int(written.sum()) != start:
+        keep = np.concatenate(
+            [np.arange(s0, s0 + w) for (*_, s0), w in zip(jobs, written, strict=True)]
+        )
+        keys = keys[keep]
+    keys = sort_uint64(keys)
     rows, run_start = collision_runs(keys, row_bits)
     if len(rows):
         sub = take_rows(claim_id, rows)
@@ -174,11 +196,11 @@ def validate_pharmacy(
     is_paid, is_rev = _status(cols.claim_status)
     ref_row, ndc_codes, ndc_distinct = _ndc_lookup(cols.ndc, reference_ndc)
 
-    qty = to_numpy(cols.quantity, np.float64, np.nan)
-    with np.errstate(invalid="ignore"):
-        qty_bad = ~np.isfinite(qty) | ~(qty > 0)
-    ds = to_numpy(cols.days_supply, np.int64, 0)
-    ds_bad = is_null(cols.days_supply) | (ds <= 0) | (ds > max_days_supply)
+    # Arrow compute gives bit-packed masks: far less memory traffic than float64 copies.
+    qty_ok = to_bool(pc.and_(pc.is_finite(cols.quantity), pc.greater(cols.quantity, 0)))
+    ds = cols.days_supply
+    ds_bad = ~to_bool(pc.and_(pc.greater(ds, 0), pc.less_equal(ds, max_days_supply)))
+    qty_bad = ~qty_ok
     checks = [
         _blank(cols.member_id),
         is_null(cols.fill_date),
