@@ -221,3 +221,10 @@ def take_rows(col, rows: np.ndarray):
     kept = kept.combine_chunks() if chunked else kept
     out = kept.take(pa.array(np.searchsorted(np.flatnonzero(mask), rows)))
     return pa.chunked_array([out]) if chunked else out
+
+
+def keep_rows(columns: dict, mask: np.ndarray) -> dict:
+    """Filter several aligned columns by one boolean mask in a single table filter
+    (one mask conversion, columns filtered in parallel, chunk by chunk)."""
+    table = pa.table(columns).filter(pa.array(mask))
+    return {name: table.column(name) for name in columns}

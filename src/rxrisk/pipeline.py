@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from rxrisk import inputs, validate
-from rxrisk.arrowutil import take_rows
+from rxrisk.arrowutil import keep_rows
 from rxrisk.errors import InputError
 
 
@@ -114,15 +114,28 @@ def encode_used(data: Ingested, *, all_members: bool = False):
 
     ph, rows = data.pharmacy, data.pharmacy_rows
     used = data.used_pharmacy_rows()
-    take = used
+    kept = keep_rows(
+        {
+            "member_id": ph.member_id,
+            "fill_date": ph.fill_date,
+            "quantity": ph.quantity,
+            "days_supply": ph.days_supply,
+            "prescriber_id": ph.prescriber_id,
+            "pharmacy_id": ph.pharmacy_id,
+        },
+        rows.bucket == validate.PHARMACY_BUCKETS.index("used"),
+    )
     med_args = {"medical_member": None, "service_date": None, "medical_mask": None}
     if data.medical is not None:
-        mused = np.flatnonzero(data.medical_rows.bucket == validate.MEDICAL_BUCKETS.index("used"))
-        mtake = mused
+        is_used = data.medical_rows.bucket == validate.MEDICAL_BUCKETS.index("used")
+        mkept = keep_rows(
+            {"member_id": data.medical.member_id, "service_date": data.medical.service_date},
+            is_used,
+        )
         med_args = {
-            "medical_member": inputs.clean_text(take_rows(data.medical.member_id, mtake)),
-            "service_date": take_rows(data.medical.service_date, mtake),
-            "medical_mask": data.medical_rows.mask[mused],
+            "medical_member": inputs.clean_text(mkept["member_id"]),
+            "service_date": mkept["service_date"],
+            "medical_mask": data.medical_rows.mask[is_used],
         }
     extra = None
     if all_members:
@@ -139,12 +152,12 @@ def encode_used(data: Ingested, *, all_members: bool = False):
             )
         extra = pa.chunked_array([c for s in seen for c in s.chunks], type=seen[0].type)
     return encode(
-        pharmacy_member=inputs.clean_text(take_rows(ph.member_id, take)),
-        fill_date=take_rows(ph.fill_date, take),
-        quantity=take_rows(ph.quantity, take),
-        days_supply=take_rows(ph.days_supply, take),
-        prescriber=inputs.clean_text(take_rows(ph.prescriber_id, take)),
-        pharmacy=inputs.clean_text(take_rows(ph.pharmacy_id, take)),
+        pharmacy_member=inputs.clean_text(kept["member_id"]),
+        fill_date=kept["fill_date"],
+        quantity=kept["quantity"],
+        days_supply=kept["days_supply"],
+        prescriber=inputs.clean_text(kept["prescriber_id"]),
+        pharmacy=inputs.clean_text(kept["pharmacy_id"]),
         ref_index=rows.ref_index[used],
         input_row=used.astype(np.int64),
         drugs=DrugTable.from_reference(data.reference),
