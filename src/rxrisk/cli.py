@@ -319,6 +319,34 @@ def _cmd_show(args) -> int:
     return 0
 
 
+_HELP_PHARMACY = "pharmacy claims: .parquet file or folder, .arrow, .csv[.gz]"
+
+
+def _add_config_options(p: argparse.ArgumentParser, *, rules_help: str) -> None:
+    """The reference, rules and code-set options every claims command shares."""
+    p.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="your NDC rows (.csv or .parquet), merged over the packaged reference",
+    )
+    p.add_argument("--rules", metavar="FILE", help=rules_help)
+    p.add_argument(
+        "--codesets",
+        metavar="FILE",
+        help="medical code-set file (TOML); default data/codesets/default.toml",
+    )
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, threads: bool = True) -> None:
+    """--audit / --threads / --quiet, shared by the commands that score claims."""
+    if threads:
+        p.add_argument("--audit", metavar="FILE", help="write the audit JSON here")
+        p.add_argument(
+            "--threads", type=int, metavar="N", help="numba threads (default: all cores)"
+        )
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rxrisk",
@@ -332,27 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="score members as of one or more dates (SPEC 5)",
         description="Score members: metrics, flags and reasons per member and as-of date.",
     )
-    s.add_argument(
-        "pharmacy",
-        metavar="PHARMACY",
-        help="pharmacy claims: .parquet file or folder, .arrow, .csv[.gz]",
-    )
+    s.add_argument("pharmacy", metavar="PHARMACY", help=_HELP_PHARMACY)
     s.add_argument(
         "--medical", metavar="FILE", help="medical events (long format), same file kinds"
     )
-    s.add_argument(
-        "--reference",
-        metavar="FILE",
-        help="your NDC rows (.csv or .parquet), merged over the packaged reference",
-    )
-    s.add_argument(
-        "--rules", metavar="FILE", help="rule file (TOML); default data/rules/default.toml"
-    )
-    s.add_argument(
-        "--codesets",
-        metavar="FILE",
-        help="medical code-set file (TOML); default data/codesets/default.toml",
-    )
+    _add_config_options(s, rules_help="rule file (TOML); default data/rules/default.toml")
     s.add_argument(
         "--as-of",
         required=True,
@@ -365,11 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="member table; format from extension: .parquet, .csv, .arrow",
     )
-    s.add_argument("--audit", metavar="FILE", help="write the audit JSON here")
     s.add_argument(
         "--quarantine", metavar="FILE", help="write rejected rows (with reject_reason) here"
     )
-    s.add_argument("--threads", type=int, metavar="N", help="numba threads (default: all cores)")
     s.add_argument(
         "--all-members", action="store_true", help="add a row for every member seen in any input"
     )
@@ -384,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="Spark master for --engine spark (default local[*]), e.g. local[2] or yarn",
     )
-    s.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_run_options(s)
     s.set_defaults(func=_cmd_score)
 
     e = sub.add_parser(
@@ -394,30 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
         "opioid-naive days limit, opioid + benzodiazepine, duplicate long-acting) "
         "over every opioid and benzodiazepine claim, in adjudication order.",
     )
-    e.add_argument(
-        "pharmacy",
-        metavar="PHARMACY",
-        help="pharmacy claims: .parquet file or folder, .arrow, .csv[.gz]",
-    )
+    e.add_argument("pharmacy", metavar="PHARMACY", help=_HELP_PHARMACY)
     e.add_argument(
         "--medical",
         metavar="FILE",
         help="medical events (long format); cancer, sickle cell and hospice codes exclude",
     )
-    e.add_argument(
-        "--reference",
-        metavar="FILE",
-        help="your NDC rows (.csv or .parquet), merged over the packaged reference",
-    )
-    e.add_argument(
-        "--rules",
-        metavar="FILE",
-        help="scoring rule file (TOML) for max_days_supply and factor_edition; default data/rules/default.toml",
-    )
-    e.add_argument(
-        "--codesets",
-        metavar="FILE",
-        help="medical code-set file (TOML); default data/codesets/default.toml",
+    _add_config_options(
+        e,
+        rules_help="scoring rule file (TOML) for max_days_supply and factor_edition; "
+        "default data/rules/default.toml",
     )
     e.add_argument(
         "--edits", metavar="FILE", help="edit thresholds (TOML); default data/rules/edits.toml"
@@ -436,9 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="claim table; format from extension: .parquet, .csv, .arrow",
     )
-    e.add_argument("--audit", metavar="FILE", help="write the audit JSON here")
-    e.add_argument("--threads", type=int, metavar="N", help="numba threads (default: all cores)")
-    e.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_run_options(e)
     e.set_defaults(func=_cmd_edits)
 
     g = sub.add_parser(
@@ -449,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--members", type=int, required=True, metavar="N")
     g.add_argument("--seed", type=int, default=0, metavar="S")
     g.add_argument("--out", required=True, metavar="DIR")
-    g.add_argument("--quiet", action="store_true")
+    _add_run_options(g, threads=False)
     g.set_defaults(func=_cmd_generate)
 
     v = sub.add_parser(
@@ -475,19 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pharmacy", required=True, metavar="FILE", help="the pharmacy claims that were scored"
     )
     r.add_argument("--medical", metavar="FILE", help="the medical events that were scored")
-    r.add_argument(
-        "--reference",
-        metavar="FILE",
-        help="your NDC rows (.csv or .parquet), merged over the packaged reference",
-    )
-    r.add_argument(
-        "--rules", metavar="FILE", help="rule file (TOML) used for scoring; thresholds are quoted"
-    )
-    r.add_argument(
-        "--codesets",
-        metavar="FILE",
-        help="medical code-set file (TOML); default data/codesets/default.toml",
-    )
+    _add_config_options(r, rules_help="rule file (TOML) used for scoring; thresholds are quoted")
     r.add_argument(
         "--as-of", metavar="DATE", help="as-of date to report (default: the latest in MEMBERS)"
     )
@@ -521,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="format of outreach and lock_in (default parquet)",
     )
     r.add_argument("--out", required=True, metavar="DIR", help="report folder (created)")
-    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_run_options(r, threads=False)
     r.set_defaults(func=_cmd_report)
     return p
 
