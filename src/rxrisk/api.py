@@ -43,9 +43,12 @@ def parse_as_of(as_of) -> np.ndarray:
     """As-of dates (date, datetime, 'YYYY-MM-DD' text, or a list of them) to sorted unique day numbers."""
     if as_of is None:
         raise InputError("as_of is required: give one or more dates, e.g. as_of='2025-12-31'")
-    items = [as_of] if isinstance(as_of, (str, dt.date)) else list(as_of)
     if isinstance(as_of, str):
-        items = [s for s in as_of.split(",")]
+        items = as_of.split(",")
+    elif isinstance(as_of, dt.date):
+        items = [as_of]
+    else:
+        items = list(as_of)
     if not items:
         raise InputError("as_of is empty: give one or more dates, e.g. as_of='2025-12-31'")
     days = []
