@@ -1,0 +1,113 @@
+"""pytest-benchmark suite of the pipeline stages on a generated book (not part of ``pytest``).
+
+    python -m pytest bench/test_bench_suite.py --benchmark-only
+    RXRISK_BENCH_1M=1 python -m pytest bench/test_bench_suite.py --benchmark-only
+
+Stages: ingest (read + validate), encode, kernels, rules (metric columns + flags) and
+``rxrisk.score`` end to end, at 100K members (and 1M when ``RXRISK_BENCH_1M=1``). Books are
+generated once (seed 1) and cached under the temp dir (``rxrisk-bench-book-<members>-1``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rxrisk
+from rxrisk.api import parse_as_of, run_kernels
+from rxrisk.codesets import load_codesets
+from rxrisk.generate import generate_book
+from rxrisk.outputs import metric_columns
+from rxrisk.pipeline import Clock, encode_used, ingest
+from rxrisk.reference import load_reference
+from rxrisk.rules import evaluate_flags, load_rules
+
+AS_OF = "2025-12-31"
+SEED = 1
+SIZES = [100_000] + ([1_000_000] if os.environ.get("RXRISK_BENCH_1M") == "1" else [])
+
+
+def _book(members: int) -> Path:
+    path = Path(tempfile.gettempdir()) / f"rxrisk-bench-book-{members}-{SEED}"
+    if not ((path / "pharmacy.parquet").exists() and (path / "medical.parquet").exists()):
+        path.mkdir(parents=True, exist_ok=True)
+        generate_book(path, members=members, seed=SEED)
+    return path
+
+
+class Stages:
+    """Inputs of each stage, computed once per book size."""
+
+    def __init__(self, members: int):
+        self.members = members
+        book = _book(members)
+        self.pharmacy = str(book / "pharmacy.parquet")
+        self.medical = str(book / "medical.parquet")
+        self.ruleset = load_rules(None)
+        self.metrics = self.ruleset.metrics
+        self.reference = load_reference(None, edition=self.metrics.factor_edition)
+        self.codesets = load_codesets(None)
+        self.days = parse_as_of(AS_OF)
+        self.data = self.ingest()
+        self.claims = encode_used(self.data)
+        self.raw, self.present = run_kernels(self.claims, self.days, self.metrics, None)
+
+    def ingest(self):
+        return ingest(
+            self.pharmacy,
+            self.medical,
+            reference=self.reference,
+            codesets=self.codesets,
+            max_days_supply=self.metrics.max_days_supply,
+            clock=Clock(),
+        )
+
+    def rules(self):
+        k = len(self.days)
+        rows = np.flatnonzero(self.present)
+        cols, nulls = metric_columns(self.metrics, rows, self.days[rows % k], self.raw)
+        return evaluate_flags(self.ruleset, cols, nulls)
+
+    def score(self):
+        return rxrisk.score(self.pharmacy, self.medical, as_of=AS_OF)
+
+
+@pytest.fixture(scope="module", params=SIZES, ids=lambda n: f"{n // 1000}K")
+def stages(request):
+    return Stages(request.param)
+
+
+def test_ingest(benchmark, stages):
+    data = benchmark.pedantic(stages.ingest, rounds=3, iterations=1)
+    assert len(data.pharmacy_rows.bucket) > stages.members
+
+
+def test_encode(benchmark, stages):
+    claims = benchmark.pedantic(encode_used, args=(stages.data,), rounds=5, iterations=1)
+    assert len(claims.member_ids) == len(stages.claims.member_ids)
+
+
+def test_kernels(benchmark, stages):
+    raw, present = benchmark.pedantic(
+        run_kernels,
+        args=(stages.claims, stages.days, stages.metrics, None),
+        rounds=5,
+        iterations=1,
+    )
+    assert present.sum() == stages.present.sum()
+    benchmark.extra_info["members_per_s"] = round(stages.members / benchmark.stats.stats.min)
+
+
+def test_rules(benchmark, stages):
+    flags = benchmark.pedantic(stages.rules, rounds=5, iterations=1)
+    assert flags
+
+
+def test_end_to_end(benchmark, stages):
+    result = benchmark.pedantic(stages.score, rounds=3, iterations=1)
+    assert result.members.num_rows == int(stages.present.sum())
+    benchmark.extra_info["stages_s"] = result.audit["seconds"]
