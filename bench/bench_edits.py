@@ -66,22 +66,12 @@ def _best(fn, repeat):
 
 def _kernel_seconds(ph: Path, md: Path, threads, repeat: int) -> float:
     """Best time of the replay kernel alone over the encoded claims of the book."""
-    from rxrisk.codesets import load_codesets
     from rxrisk.edits import drug_keys, load_edits, run_edits_kernel
-    from rxrisk.pipeline import Clock, encode_used, ingest
-    from rxrisk.reference import load_reference
-    from rxrisk.rules import load_rules
+    from rxrisk.pipeline import Clock, encode_used, ingest, load_config
 
-    m = load_rules().metrics
-    ref = load_reference(edition=m.factor_edition)
-    data = ingest(
-        str(ph),
-        str(md),
-        reference=ref,
-        codesets=load_codesets(),
-        max_days_supply=m.max_days_supply,
-        clock=Clock(),
-    )
+    cfg = load_config()
+    ref = cfg.reference
+    data = ingest(str(ph), str(md), cfg, clock=Clock())
     claims = encode_used(data)
     ref_row = data.pharmacy_rows.ref_index[claims.row]
     keys = drug_keys(ref)

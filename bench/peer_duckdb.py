@@ -57,22 +57,12 @@ def used_fills(pharmacy, medical=None, *, max_days_supply: int | None = None) ->
     """
     from rxrisk import inputs, validate
     from rxrisk.arrowutil import date_days, keep_rows, to_numpy
-    from rxrisk.codesets import load_codesets
     from rxrisk.encode import DrugTable, covered_days, daily_mme
-    from rxrisk.pipeline import Clock, ingest
-    from rxrisk.reference import load_reference
-    from rxrisk.rules import load_rules
+    from rxrisk.pipeline import Clock, ingest, load_config
 
-    m = load_rules(None).metrics
-    ref = load_reference(None, edition=m.factor_edition)
-    data = ingest(
-        pharmacy,
-        medical,
-        reference=ref,
-        codesets=load_codesets(None),
-        max_days_supply=max_days_supply if max_days_supply is not None else m.max_days_supply,
-        clock=Clock(),
-    )
+    cfg = load_config()
+    ref = cfg.reference
+    data = ingest(pharmacy, medical, cfg, clock=Clock(), max_days_supply=max_days_supply)
     ph, rows = data.pharmacy, data.pharmacy_rows
     is_used = rows.bucket == validate.PHARMACY_BUCKETS.index("used")
     kept = keep_rows(

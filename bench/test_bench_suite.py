@@ -19,12 +19,10 @@ import pytest
 
 import rxrisk
 from rxrisk.api import parse_as_of, run_kernels
-from rxrisk.codesets import load_codesets
 from rxrisk.generate import generate_book
 from rxrisk.outputs import metric_columns
-from rxrisk.pipeline import Clock, encode_used, ingest
-from rxrisk.reference import load_reference
-from rxrisk.rules import evaluate_flags, load_rules
+from rxrisk.pipeline import Clock, encode_used, ingest, load_config
+from rxrisk.rules import evaluate_flags
 
 AS_OF = "2025-12-31"
 SEED = 1
@@ -47,24 +45,16 @@ class Stages:
         book = _book(members)
         self.pharmacy = str(book / "pharmacy.parquet")
         self.medical = str(book / "medical.parquet")
-        self.ruleset = load_rules(None)
-        self.metrics = self.ruleset.metrics
-        self.reference = load_reference(None, edition=self.metrics.factor_edition)
-        self.codesets = load_codesets(None)
+        self.config = load_config()
+        self.ruleset = self.config.rules
+        self.metrics = self.config.metrics
         self.days = parse_as_of(AS_OF)
         self.data = self.ingest()
         self.claims = encode_used(self.data)
         self.raw, self.present = run_kernels(self.claims, self.days, self.metrics, None)
 
     def ingest(self):
-        return ingest(
-            self.pharmacy,
-            self.medical,
-            reference=self.reference,
-            codesets=self.codesets,
-            max_days_supply=self.metrics.max_days_supply,
-            clock=Clock(),
-        )
+        return ingest(self.pharmacy, self.medical, self.config, clock=Clock())
 
     def rules(self):
         k = len(self.days)

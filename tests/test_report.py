@@ -631,17 +631,13 @@ def book(tmp_path_factory):
 
 def _used_fills(ph, md):
     """Used pharmacy rows (member, day, prescriber), through the same validation as score."""
-    from rxrisk.codesets import load_codesets
     from rxrisk.inputs import clean_text
-    from rxrisk.pipeline import Clock, ingest
-    from rxrisk.reference import load_reference
+    from rxrisk.pipeline import Clock, ingest, load_config
 
     data = ingest(
         ph,
         md,
-        reference=load_reference(),
-        codesets=load_codesets(),
-        max_days_supply=365,
+        load_config(),
         clock=Clock(),
     )
     used = pa.array(data.used_pharmacy_rows(), pa.int64())
@@ -680,9 +676,7 @@ def test_book_pages_match_the_member_table(book):
 
 
 def test_book_daily_series_equal_the_kernel_metrics(book):
-    from rxrisk.codesets import load_codesets
-    from rxrisk.pipeline import Clock, ingest
-    from rxrisk.reference import load_reference
+    from rxrisk.pipeline import Clock, ingest, load_config
     from rxrisk.report import _day, daily_series, member_fills
 
     _, _, latest, ph, md = book
@@ -690,9 +684,7 @@ def test_book_daily_series_equal_the_kernel_metrics(book):
     data = ingest(
         ph,
         md,
-        reference=load_reference(),
-        codesets=load_codesets(),
-        max_days_supply=365,
+        load_config(),
         clock=Clock(),
     )
     wanted = rows["member_id"].combine_chunks()

@@ -110,25 +110,13 @@ def score(
     -------
     Result
     """
-    from rxrisk.codesets import load_codesets
-    from rxrisk.pipeline import Clock, config_digest, encode_used, ingest
-    from rxrisk.reference import load_reference, reference_digest
-    from rxrisk.rules import load_rules
+    from rxrisk.pipeline import Clock, encode_used, ingest, load_config
 
     clock = Clock(progress)
-    ruleset = load_rules(rules)
-    m = ruleset.metrics
+    cfg = load_config(reference=reference, rules=rules, codesets=codesets)
+    ruleset, m = cfg.rules, cfg.metrics
     days = parse_as_of(as_of)
-    ref = load_reference(reference, edition=m.factor_edition)
-    cs = load_codesets(codesets)
-    data = ingest(
-        pharmacy,
-        medical,
-        reference=ref,
-        codesets=cs,
-        max_days_supply=m.max_days_supply,
-        clock=clock,
-    )
+    data = ingest(pharmacy, medical, cfg, clock=clock)
     claims = encode_used(data, all_members=all_members)
     clock.lap("encode")
 
@@ -151,7 +139,7 @@ def score(
     q = data.quarantine() if quarantine else None
     clock.lap("output")
 
-    digest = config_digest(ruleset.digest(), reference_digest(ref), cs.digest())
+    digest = cfg.digest()
     audit = {
         **data.audit_blocks(),
         "members_scored": int(len(np.unique(rows // k))) if len(rows) else 0,

@@ -340,25 +340,13 @@ def replay_edits(
     EditsResult
     """
     from rxrisk import __version__
-    from rxrisk.codesets import load_codesets
-    from rxrisk.pipeline import Clock, config_digest, encode_used, ingest
-    from rxrisk.reference import load_reference, reference_digest
-    from rxrisk.rules import load_rules
+    from rxrisk.pipeline import Clock, encode_used, ingest, load_config
 
     clock = Clock(progress)
-    ruleset = load_rules(rules)
+    cfg = load_config(reference=reference, rules=rules, codesets=codesets)
     edit_set = load_edits(edits, overrides)
-    m = ruleset.metrics
-    ref = load_reference(reference, edition=m.factor_edition)
-    cs = load_codesets(codesets)
-    data = ingest(
-        pharmacy,
-        medical,
-        reference=ref,
-        codesets=cs,
-        max_days_supply=m.max_days_supply,
-        clock=clock,
-    )
+    ref = cfg.reference
+    data = ingest(pharmacy, medical, cfg, clock=clock)
     claims = encode_used(data)
     ref_row = data.pharmacy_rows.ref_index[claims.row]
     clock.lap("encode")
@@ -376,9 +364,7 @@ def replay_edits(
         "edits": {**counts, "settings": edit_set.sections()},
         "seconds": clock.seconds,
         "version": __version__,
-        "config_digest": config_digest(
-            ruleset.digest(), reference_digest(ref), cs.digest(), edit_set.digest()
-        ),
+        "config_digest": cfg.digest(edit_set.digest()),
     }
     return EditsResult(claims=table, audit=audit)
 

@@ -35,6 +35,42 @@ class Clock:
             self.progress(stage)
 
 
+@dataclass(frozen=True)
+class Config:
+    """Everything that shapes results besides the claims: rules, drug reference, code sets."""
+
+    rules: object  # rxrisk.rules.RuleSet
+    reference: pa.Table
+    codesets: object  # rxrisk.codesets.CodeSets
+
+    @property
+    def metrics(self):
+        return self.rules.metrics
+
+    def digest(self, *extra: str) -> str:
+        """The audit's ``config_digest``: rules, reference and code sets (plus ``extra``)."""
+        from rxrisk.reference import reference_digest
+
+        return config_digest(
+            self.rules.digest(), reference_digest(self.reference), self.codesets.digest(), *extra
+        )
+
+
+def load_config(*, reference=None, rules=None, codesets=None) -> Config:
+    """Load and validate the rules, the reference (in the rules' factor edition, with the
+    user's rows merged over the default) and the code sets, as every command does."""
+    from rxrisk.codesets import load_codesets
+    from rxrisk.reference import load_reference
+    from rxrisk.rules import load_rules
+
+    ruleset = load_rules(rules)
+    return Config(
+        rules=ruleset,
+        reference=load_reference(reference, edition=ruleset.metrics.factor_edition),
+        codesets=load_codesets(codesets),
+    )
+
+
 @dataclass
 class Ingested:
     """Validated inputs: the conformed columns and the bucket of every row."""
@@ -89,9 +125,16 @@ class Ingested:
 
 
 def ingest(
-    pharmacy, medical, *, reference: pa.Table, codesets, max_days_supply: int, clock: Clock
+    pharmacy, medical, config: Config, *, clock: Clock, max_days_supply: int | None = None
 ) -> Ingested:
-    """Read both inputs, check their schemas and put every row in its bucket (SPEC 1)."""
+    """Read both inputs, check their schemas and put every row in its bucket (SPEC 1).
+
+    ``max_days_supply`` defaults to the rules' ``[metrics] max_days_supply``.
+    """
+    reference = config.reference
+    codesets = config.codesets
+    if max_days_supply is None:
+        max_days_supply = config.metrics.max_days_supply
     ph_src = inputs.read_source(pharmacy, label="pharmacy")
     md_src = inputs.read_source(medical, label="medical") if medical is not None else None
     clock.lap("read")

@@ -839,10 +839,8 @@ def write_reports(
         Counts of pages and list rows, paths, notes and seconds.
     """
     from rxrisk import report_html
-    from rxrisk.codesets import load_codesets
     from rxrisk.outputs import write_table
-    from rxrisk.pipeline import Clock, ingest
-    from rxrisk.reference import load_reference
+    from rxrisk.pipeline import Clock, ingest, load_config
     from rxrisk.rules import load_rules
 
     t0 = time.perf_counter()
@@ -873,15 +871,8 @@ def write_reports(
         notes.append("no multi_provider or cms_oms flag in the member table: lock-in is empty")
     clock.lap("members")
 
-    ref = load_reference(reference, edition=ruleset.metrics.factor_edition)
-    data = ingest(
-        pharmacy,
-        medical,
-        reference=ref,
-        codesets=load_codesets(codesets),
-        max_days_supply=ruleset.metrics.max_days_supply,
-        clock=clock,
-    )
+    cfg = load_config(reference=reference, rules=ruleset, codesets=codesets)
+    data = ingest(pharmacy, medical, cfg, clock=clock)
     need = np.flatnonzero(selected | lock_mask)
     wanted = table.column("member_id").take(pa.array(need, pa.int64())).combine_chunks()
     fills = member_fills(data, wanted)
