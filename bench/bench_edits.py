@@ -22,46 +22,10 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
-PHARMACY_COLUMNS = [
-    "member_id",
-    "fill_date",
-    "ndc",
-    "quantity",
-    "days_supply",
-    "prescriber_id",
-    "pharmacy_id",
-    "claim_id",
-    "claim_status",
-]
-MEDICAL_COLUMNS = ["member_id", "service_date", "code_type", "code"]
-
-
-def _ensure_book(path: Path, members: int, seed: int) -> None:
-    if (path / "pharmacy.parquet").exists() and (path / "medical.parquet").exists():
-        return
-    from rxrisk.generate import generate_book
-
-    path.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    generate_book(path, members=members, seed=seed)
-    print(f"generated {members:,} members in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-
-
-def _best(fn, repeat):
-    """Best time of ``repeat`` calls, and the output of that fastest call."""
-    best, out = float("inf"), None
-    for _ in range(max(1, repeat)):
-        t = time.perf_counter()
-        value = fn()
-        seconds = time.perf_counter() - t
-        if seconds < best:
-            best, out = seconds, value
-    return best, out
+from _common import MEDICAL_COLUMNS, PHARMACY_COLUMNS, best, ensure_book
 
 
 def _kernel_seconds(ph: Path, md: Path, threads, repeat: int) -> float:
@@ -76,7 +40,7 @@ def _kernel_seconds(ph: Path, md: Path, threads, repeat: int) -> float:
     ref_row = data.pharmacy_rows.ref_index[claims.row]
     keys = drug_keys(ref)
     edits = load_edits()
-    seconds, _ = _best(lambda: run_edits_kernel(claims, ref_row, keys, edits, threads), repeat)
+    seconds, _ = best(lambda: run_edits_kernel(claims, ref_row, keys, edits, threads), repeat)
     return seconds
 
 
@@ -96,7 +60,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args(argv)
     book = args.book or Path(tempfile.gettempdir()) / f"rxrisk-book-{args.members}-{args.seed}"
-    _ensure_book(book, args.members, args.seed)
+    ensure_book(book, args.members, args.seed)
     ph, md = book / "pharmacy.parquet", book / "medical.parquet"
 
     import rxrisk
@@ -110,8 +74,8 @@ def main(argv=None) -> int:
         return rxrisk.replay_edits(str(ph), str(md), overrides=args.overrides, threads=args.threads)
 
     run()  # warm: compile or load the numba cache
-    read_s, rows = _best(read, args.repeat)
-    total_s, result = _best(run, args.repeat)
+    read_s, rows = best(read, args.repeat)
+    total_s, result = best(run, args.repeat)
     kernel_s = _kernel_seconds(ph, md, args.threads, args.kernel_repeat)
     audit = result.audit
     evaluated = audit["edits"]["claims_evaluated"]

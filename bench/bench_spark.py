@@ -25,16 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _ensure_book(path: Path, members: int, seed: int) -> None:
-    if (path / "pharmacy.parquet").exists() and (path / "medical.parquet").exists():
-        return
-    from rxrisk.generate import generate_book
-
-    path.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    generate_book(path, members=members, seed=seed)
-    print(f"generated {members:,} members in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+from _common import ensure_book
 
 
 def main(argv=None) -> int:
@@ -58,7 +49,7 @@ def main(argv=None) -> int:
     from rxrisk import spark as rxspark
 
     book = args.book or Path(tempfile.gettempdir()) / f"rxrisk-book-{args.members}-{args.seed}"
-    _ensure_book(book, args.members, args.seed)
+    ensure_book(book, args.members, args.seed)
     ph, md = book / "pharmacy.parquet", book / "medical.parquet"
     rows = pq.ParquetFile(ph).metadata.num_rows + pq.ParquetFile(md).metadata.num_rows
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from _common import best
 
 WINDOWS = (90, 180, 365)
 HIGH_DOSE_MME = 90.0
@@ -233,15 +234,6 @@ def compare(peer: pa.Table, engine: pa.Table) -> dict:
     return {"members_compared": len(both), "columns_with_differences": diffs}
 
 
-def _best(fn, repeat):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -273,7 +265,7 @@ def main(argv=None) -> int:
         return rxrisk.score(str(ph), str(md), as_of=args.as_of, threads=args.threads)
 
     engine()  # warm: compile / load the numba cache
-    engine_s, result = _best(engine, args.repeat)
+    engine_s, result = best(engine, args.repeat)
     stages = result.audit["seconds"]
     metric_stage = stages["encode"] + stages["kernels"] + stages["rules"]
 
@@ -283,7 +275,7 @@ def main(argv=None) -> int:
     con = duckdb.connect()
     if args.threads:
         con.execute(f"SET threads = {int(args.threads)}")
-    peer_s, peer = _best(lambda: peer_metrics(fills, args.as_of, con=con), args.repeat)
+    peer_s, peer = best(lambda: peer_metrics(fills, args.as_of, con=con), args.repeat)
     duck_threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     con.close()
 

@@ -23,40 +23,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
-PHARMACY_COLUMNS = [
-    "member_id",
-    "fill_date",
-    "ndc",
-    "quantity",
-    "days_supply",
-    "prescriber_id",
-    "pharmacy_id",
-    "claim_id",
-    "claim_status",
-]
-MEDICAL_COLUMNS = ["member_id", "service_date", "code_type", "code"]
-
-
-def _ensure_book(path: Path, members: int, seed: int) -> None:
-    if (path / "pharmacy.parquet").exists() and (path / "medical.parquet").exists():
-        return
-    from rxrisk.generate import generate_book
-
-    path.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    generate_book(path, members=members, seed=seed)
-    print(f"generated {members:,} members in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-
-
-def _best(fn, repeat):
-    times = []
-    out = None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
+from _common import MEDICAL_COLUMNS, PHARMACY_COLUMNS, best, ensure_book
 
 
 def _cli_seconds(args, env):
@@ -80,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args(argv)
     book = args.book or Path(tempfile.gettempdir()) / f"rxrisk-book-{args.members}-{args.seed}"
-    _ensure_book(book, args.members, args.seed)
+    ensure_book(book, args.members, args.seed)
     ph, md = book / "pharmacy.parquet", book / "medical.parquet"
 
     import rxrisk
@@ -96,8 +63,8 @@ def main(argv=None) -> int:
     rxrisk.score(
         str(ph), str(md), as_of=args.as_of, threads=args.threads
     )  # warm: compile / load cache
-    read_s, rows = _best(read, args.repeat)
-    score_s, result = _best(run, args.repeat)
+    read_s, rows = best(read, args.repeat)
+    score_s, result = best(run, args.repeat)
     stages = result.audit["seconds"]
     n_members = result.audit["members_scored"]
 

@@ -17,6 +17,9 @@ _PEER_PATH = Path(__file__).resolve().parents[1] / "bench" / "peer_duckdb.py"
 
 
 def _load_peer():
+    # the bench scripts import their shared helpers as ``_common`` from their own folder
+    if str(_PEER_PATH.parent) not in sys.path:
+        sys.path.append(str(_PEER_PATH.parent))
     spec = importlib.util.spec_from_file_location("peer_duckdb", _PEER_PATH)
     mod = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("peer_duckdb", mod)
