@@ -68,6 +68,9 @@ def score_members(
     scalars_i : int32 (n_members * k, 7) output: high_dose_run, mat_fills, naloxone_fills,
         ed visits, overdoses, last emergency day (or ``NO_DATE``), category bits.
     present : bool (n_members * k) output: the member has a row for that as-of (SPEC 4).
+
+    The outputs must come in zeroed: rows of members without opioid coverage keep their zero
+    MME and overlap figures.
     """
     n_members = fill_offsets.shape[0] - 1
     k = as_of.shape[0]
@@ -147,17 +150,6 @@ def score_members(
                     scalars_f[r, 0] = mme_day[ia]
                     scalars_f[r, 1] = rolling_max(prefix, ia, horizon, rolling_days)
                     scalars_i[r, 0] = longest_run(mme_day, ia, horizon, high_dose_floor)
-                else:
-                    for w in range(nw):
-                        counts[r, w, 3] = 0
-                        counts[r, w, 4] = 0
-                        counts[r, w, 6] = 0
-                        counts[r, w, 7] = 0
-                        for q in range(N_MME):
-                            mmes[r, w, q] = 0.0
-                    scalars_f[r, 0] = 0.0
-                    scalars_f[r, 1] = 0.0
-                    scalars_i[r, 0] = 0
                 scalars_i[r, 1] = mat
                 scalars_i[r, 2] = nal
                 ed, od, last, bits = medical_lookback(

@@ -644,6 +644,28 @@ def medical_table(rows, member_type: str = "string") -> pa.Table:
     return _table(rows, MEDICAL_COLUMNS, member_type)
 
 
+def combined_book() -> Case:
+    """Every string-keyed hand case in one book, at three as-of dates. Member and claim ids
+    are prefixed by the case name so cases stay apart (reversal matching spans the book)."""
+    pharmacy, medical = [], []
+    for case in CASES.values():
+        if case.member_type != "string":
+            continue
+        for row in case.pharmacy:
+            row = dict(row)
+            if isinstance(row["member_id"], str) and row["member_id"].strip():
+                row["member_id"] = f"{case.name}/{row['member_id'].strip()}"
+            if row.get("claim_id"):
+                row["claim_id"] = f"{case.name}/{row['claim_id']}"
+            pharmacy.append(row)
+        for row in case.medical or []:
+            row = dict(row)
+            if isinstance(row["member_id"], str) and row["member_id"].strip():
+                row["member_id"] = f"{case.name}/{row['member_id'].strip()}"
+            medical.append(row)
+    return Case("book", pharmacy, medical, [day(0), day(30), day(-100)])
+
+
 # --------------------------------------------------------------------------- random scenarios
 
 SCENARIO_BASE = dt.date(2024, 1, 1)

@@ -18,6 +18,7 @@ import rxrisk
 from cases import (
     CASES,
     Case,
+    combined_book,
     day,
     fill,
     medical_table,
@@ -114,26 +115,7 @@ def test_hand_cases_at_several_as_of_dates():
 
 
 def test_all_hand_cases_in_one_book():
-    # The string-keyed hand cases together: member ids prefixed by case name so they stay apart;
-    # claim ids likewise (reversal matching spans the whole book).
-    pharmacy, medical = [], []
-    for case in CASES.values():
-        if case.member_type != "string":
-            continue
-        for row in case.pharmacy:
-            row = dict(row)
-            if isinstance(row["member_id"], str) and row["member_id"].strip():
-                row["member_id"] = f"{case.name}/{row['member_id'].strip()}"
-            if row.get("claim_id"):
-                row["claim_id"] = f"{case.name}/{row['claim_id']}"
-            pharmacy.append(row)
-        for row in case.medical or []:
-            row = dict(row)
-            if isinstance(row["member_id"], str) and row["member_id"].strip():
-                row["member_id"] = f"{case.name}/{row['member_id'].strip()}"
-            medical.append(row)
-    dates = [day(0), day(30), day(-100)]
-    assert_engine_matches(Case("book", pharmacy, medical, dates))
+    assert_engine_matches(combined_book())
 
 
 def test_member_only_in_medical_with_empty_pharmacy():

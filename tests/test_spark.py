@@ -32,6 +32,7 @@ from rxrisk.generate import generate_book
 from cases import (
     CASES,
     Case,
+    combined_book,
     day,
     fill,
     med,
@@ -144,25 +145,9 @@ def test_hand_case_at_several_as_of_dates(spark, scratch, name):
 
 
 def test_all_hand_cases_in_one_book_over_several_files(spark, scratch):
-    # Every string-keyed hand case at once, ids kept apart by case name, spread over 5 files
-    # (so a member's rows sit in different files and partitions).
-    pharmacy, medical = [], []
-    for case in CASES.values():
-        if case.member_type != "string":
-            continue
-        for row in case.pharmacy:
-            row = dict(row)
-            if isinstance(row["member_id"], str) and row["member_id"].strip():
-                row["member_id"] = f"{case.name}/{row['member_id']}"
-            if row.get("claim_id"):
-                row["claim_id"] = f"{case.name}/{row['claim_id']}"
-            pharmacy.append(row)
-        for row in case.medical or []:
-            row = dict(row)
-            if isinstance(row["member_id"], str) and row["member_id"].strip():
-                row["member_id"] = f"{case.name}/{row['member_id']}"
-            medical.append(row)
-    _compare(spark, scratch, Case("book", pharmacy, medical, [day(0), day(30), day(-100)]), parts=5)
+    # Every string-keyed hand case at once, spread over 5 files (so a member's rows sit in
+    # different files and partitions).
+    _compare(spark, scratch, combined_book(), parts=5)
 
 
 def test_claim_ids_across_members_and_files(spark, scratch):
