@@ -4,7 +4,7 @@
     RXRISK_BENCH_1M=1 python -m pytest bench/test_bench_suite.py --benchmark-only
 
 Stages: ingest (read + validate), encode, kernels, rules (metric columns + flags) and
-``rxrisk.score`` end to end, at 100K members (and 1M when ``RXRISK_BENCH_1M=1``). Books are
+``rxrisk.score`` end to end, in memory and streaming (batch by batch, same output), at 100K members (and 1M when ``RXRISK_BENCH_1M=1``). Books are
 generated once (seed 1) and cached under the temp dir (``rxrisk-bench-book-<members>-1``).
 """
 
@@ -65,6 +65,9 @@ class Stages:
     def score(self):
         return rxrisk.score(self.pharmacy, self.medical, as_of=AS_OF)
 
+    def score_stream(self):
+        return rxrisk.score(self.pharmacy, self.medical, as_of=AS_OF, stream=True)
+
 
 @pytest.fixture(scope="module", params=SIZES, ids=lambda n: f"{n // 1000}K")
 def stages(request):
@@ -100,5 +103,11 @@ def test_rules(benchmark, stages):
 
 def test_end_to_end(benchmark, stages):
     result = benchmark.pedantic(stages.score, rounds=3, iterations=1)
+    assert result.members.num_rows == int(stages.present.sum())
+    benchmark.extra_info["stages_s"] = result.audit["seconds"]
+
+
+def test_end_to_end_streaming(benchmark, stages):
+    result = benchmark.pedantic(stages.score_stream, rounds=3, iterations=1)
     assert result.members.num_rows == int(stages.present.sum())
     benchmark.extra_info["stages_s"] = result.audit["seconds"]

@@ -1,17 +1,40 @@
 """The parallel driver: every metric of every member for every as-of date, in one pass
-over each member's rows. ``prange`` over chunks of members; each chunk owns its scratch."""
+over each member's rows. ``prange`` over chunks of members; each chunk owns its scratch.
+
+Outputs are column-major (one contiguous row of the output matrix per metric column), so the
+member table takes its columns without copying.
+"""
 
 import numpy as np
 from numba import prange
 
 from rxrisk.kernels._jit import ngjit
-from rxrisk.kernels.distinct import covers_horizon, fill_counts
-from rxrisk.kernels.events import any_event_since, medical_lookback
-from rxrisk.kernels.timeline import build_timeline
-from rxrisk.kernels.windows import longest_run, prefix_sums, rolling_max, window_sums
+from rxrisk.kernels.distinct import (
+    C_BENZO_FILLS,
+    C_OPIOID_FILLS,
+    C_PHARMACIES,
+    C_PRESCRIBERS,
+    covers_horizon,
+    fill_counts,
+)
+from rxrisk.kernels.events import NO_DATE, any_event_since, medical_lookback
+from rxrisk.kernels.timeline import build_timeline, opioid_span
+from rxrisk.kernels.windows import rolling_max, window_sums
 
 N_COUNTS = 8
 N_MME = 3
+N_SCALARS_F = 2  # mme_today, mme_rolling_max
+N_SCALARS_I = 7  # high_dose_run, mat, naloxone, ed visits, overdoses, last emergency, bits
+
+
+def n_int_columns(n_windows):
+    """Rows of the integer output: ``N_COUNTS`` per window, then ``N_SCALARS_I``."""
+    return n_windows * N_COUNTS + N_SCALARS_I
+
+
+def n_float_columns(n_windows):
+    """Rows of the float output: ``N_MME`` per window, then ``N_SCALARS_F``."""
+    return n_windows * N_MME + N_SCALARS_F
 
 
 @ngjit(parallel=True)
@@ -37,10 +60,8 @@ def score_members(
     n_prescribers,
     n_pharmacies,
     n_chunks,
-    counts,
-    mmes,
-    scalars_f,
-    scalars_i,
+    ints,
+    floats,
     present,
 ):
     """Compute the SPEC 2 metrics for members ``0 .. len(fill_offsets) - 2``.
@@ -60,17 +81,17 @@ def score_members(
     ed_bit, od_bit : int, category bits of ED visits and overdoses.
     n_prescribers, n_pharmacies : int, sizes of the id spaces (stamp scratch).
     n_chunks : int, number of member chunks (a few per thread, passed in by the caller).
-    counts : int32 (n_members * k, n_windows, 8) output per window: opioid fills,
+    ints : int32 (n_int_columns(n_windows), n_members * k) output, one row per column of
+        output row ``m * k + j``: for window w, row ``w * 8 + c`` holds count c (opioid fills,
         prescribers, pharmacies, opioid days, high-dose days, benzo fills, benzo overlap
-        days, CNS overlap days.
-    mmes : float64 (n_members * k, n_windows, 3) output: total, average, peak.
-    scalars_f : float64 (n_members * k, 2) output: mme_today, mme_rolling_max.
-    scalars_i : int32 (n_members * k, 7) output: high_dose_run, mat_fills, naloxone_fills,
-        ed visits, overdoses, last emergency day (or ``NO_DATE``), category bits.
+        days, CNS overlap days); then high_dose_run, mat_fills, naloxone_fills, ed visits,
+        overdoses, last emergency day (or ``NO_DATE``), category bits.
+    floats : float64 (n_float_columns(n_windows), n_members * k) output: for window w, row
+        ``w * 3 + c`` holds mme total, average, peak; then mme_today, mme_rolling_max.
     present : bool (n_members * k) output: the member has a row for that as-of (SPEC 4).
 
-    The outputs must come in zeroed: rows of members without opioid coverage keep their zero
-    MME and overlap figures.
+    The outputs must come in zeroed: only values that may differ from 0 are written (members
+    without fills, or without opioid coverage, leave most columns untouched).
     """
     n_members = fill_offsets.shape[0] - 1
     k = as_of.shape[0]
@@ -79,6 +100,11 @@ def score_members(
     lo = as_of[0] - horizon + 1
     length = as_of[k - 1] - lo + 1
     reach = horizon if horizon > dx_days else dx_days
+    # Days outside the opioid span have mme 0: they are high-dose days only if 0 >= floor,
+    # and then every timeline day is kept.
+    zero_is_high = 0.0 >= high_dose_floor
+    ci = nw * N_COUNTS
+    cf = nw * N_MME
     per_chunk = (n_members + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         m0 = c * per_chunk
@@ -90,6 +116,8 @@ def score_members(
         benzo_day = np.empty(length + 1, np.int32)
         cns_day = np.empty(length + 1, np.int32)
         prefix = np.empty(length + 1, np.float64)
+        counts = np.zeros((nw, N_COUNTS), np.int32)
+        mmes = np.empty((nw, N_MME), np.float64)
         seen_prescriber = np.zeros(max(n_prescribers, 1), np.int64)
         seen_pharmacy = np.zeros(max(n_pharmacies, 1), np.int64)
         stamp = 0
@@ -98,68 +126,91 @@ def score_members(
             i1 = fill_offsets[m + 1]
             j0 = med_offsets[m]
             j1 = med_offsets[m + 1]
-            has_opioid = False
-            if i1 > i0:
-                has_opioid = build_timeline(
+            first, last = opioid_span(start, end, role, i0, i1, lo, length)
+            has_opioid = first <= last
+            if has_opioid:
+                if zero_is_high:
+                    first = 0
+                    last = length - 1
+                span = last - first + 1
+                build_timeline(
                     start,
                     end,
                     role,
                     mme,
                     i0,
                     i1,
-                    lo,
-                    length,
+                    lo + first,
+                    span,
                     mme_day,
                     opioid_day,
                     benzo_day,
                     cns_day,
+                    prefix,
                 )
-                if has_opioid:
-                    prefix_sums(mme_day, length, prefix)
             for j in range(k):
                 r = m * k + j
                 a = as_of[j]
-                ia = a - lo
-                stamp += 1
-                mat, nal = fill_counts(
-                    start,
-                    role,
-                    prescriber,
-                    pharmacy,
-                    i0,
-                    i1,
-                    a,
-                    windows,
-                    seen_prescriber,
-                    seen_pharmacy,
-                    stamp,
-                    counts[r],
-                )
-                if has_opioid:
-                    window_sums(
-                        mme_day,
-                        opioid_day,
-                        benzo_day,
-                        cns_day,
-                        ia,
+                seen = False
+                if i1 > i0:
+                    stamp += 1
+                    mat, nal = fill_counts(
+                        start,
+                        role,
+                        prescriber,
+                        pharmacy,
+                        i0,
+                        i1,
+                        a,
                         windows,
-                        high_dose_floor,
-                        counts[r],
-                        mmes[r],
+                        seen_prescriber,
+                        seen_pharmacy,
+                        stamp,
+                        counts,
                     )
-                    scalars_f[r, 0] = mme_day[ia]
-                    scalars_f[r, 1] = rolling_max(prefix, ia, horizon, rolling_days)
-                    scalars_i[r, 0] = longest_run(mme_day, ia, horizon, high_dose_floor)
-                scalars_i[r, 1] = mat
-                scalars_i[r, 2] = nal
-                ed, od, last, bits = medical_lookback(
-                    med_day, med_mask, j0, j1, a, ed_days, dx_days, ed_bit, od_bit
-                )
-                scalars_i[r, 3] = ed
-                scalars_i[r, 4] = od
-                scalars_i[r, 5] = last
-                scalars_i[r, 6] = bits
-                seen = covers_horizon(start, end, i0, i1, a, horizon)
-                if not seen:
-                    seen = any_event_since(med_day, j0, j1, a, reach)
+                    ints[ci + 1, r] = mat
+                    ints[ci + 2, r] = nal
+                    if has_opioid:
+                        ia = a - lo
+                        ints[ci, r] = window_sums(
+                            mme_day,
+                            opioid_day,
+                            benzo_day,
+                            cns_day,
+                            first,
+                            last,
+                            ia,
+                            windows,
+                            high_dose_floor,
+                            counts,
+                            mmes,
+                        )
+                        if first <= ia <= last:
+                            floats[cf, r] = mme_day[ia - first]
+                        floats[cf + 1, r] = rolling_max(
+                            prefix, first, last, ia, horizon, rolling_days
+                        )
+                        for w in range(nw):
+                            for q in range(N_COUNTS):
+                                ints[w * N_COUNTS + q, r] = counts[w, q]
+                            for q in range(N_MME):
+                                floats[w * N_MME + q, r] = mmes[w, q]
+                    else:  # only the fill counts can be non-zero
+                        for w in range(nw):
+                            ints[w * N_COUNTS + C_OPIOID_FILLS, r] = counts[w, C_OPIOID_FILLS]
+                            ints[w * N_COUNTS + C_PRESCRIBERS, r] = counts[w, C_PRESCRIBERS]
+                            ints[w * N_COUNTS + C_PHARMACIES, r] = counts[w, C_PHARMACIES]
+                            ints[w * N_COUNTS + C_BENZO_FILLS, r] = counts[w, C_BENZO_FILLS]
+                    seen = covers_horizon(start, end, i0, i1, a, horizon)
+                ints[ci + 5, r] = NO_DATE
+                if j1 > j0:
+                    ed, od, last_day, bits = medical_lookback(
+                        med_day, med_mask, j0, j1, a, ed_days, dx_days, ed_bit, od_bit
+                    )
+                    ints[ci + 3, r] = ed
+                    ints[ci + 4, r] = od
+                    ints[ci + 5, r] = last_day
+                    ints[ci + 6, r] = bits
+                    if not seen:
+                        seen = any_event_since(med_day, j0, j1, a, reach)
                 present[r] = seen

@@ -5,6 +5,7 @@ surrounding space, tab, CR and LF (SPEC 1.1), and a trimmed-empty string counts 
 """
 
 import numpy as np
+from numba import prange
 
 from rxrisk.kernels._jit import ngjit
 
@@ -37,12 +38,12 @@ def trimmed_bounds(offsets, data, null, i):
     return s, e
 
 
-@ngjit
+@ngjit(parallel=True)
 def blank_rows(offsets, data, null):
     """True where a row is null or only whitespace."""
     n = null.shape[0]
     out = np.empty(n, np.bool_)
-    for i in range(n):
+    for i in prange(n):
         s, e = trimmed_bounds(offsets, data, null, i)
         out[i] = e <= s
     return out
@@ -186,3 +187,14 @@ def match_runs(run_start, offsets, data, null, is_reversal, is_candidate):
                 else:
                     duplicate[b] = True
     return reversed_, duplicate
+
+
+@ngjit(parallel=True)
+def hash_strings(offsets, data, null, out):
+    """Write into ``out`` the 62-bit hash of each row's trimmed string (the hash of
+    :func:`hash_ids`, so equal ids hash alike whatever chunk or batch they come in); -1 for
+    null or blank rows."""
+    n = null.shape[0]
+    for i in prange(n):
+        s, e = trimmed_bounds(offsets, data, null, i)
+        out[i] = _hash(data, s, e) if e > s else np.int64(-1)

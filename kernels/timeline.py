@@ -1,6 +1,8 @@
 """Daily timelines of one member: MME per day and coverage counts by role.
 
-Difference arrays and one prefix-sum pass: O(fills + days), no allocation.
+Difference arrays and one prefix-sum pass: O(fills + days), no allocation. The driver builds
+the timeline over the member's opioid span only (``opioid_span``): outside it no day has
+opioid coverage, so no day there has mme or counts toward any overlap.
 """
 
 from rxrisk.kernels._jit import ngjit
@@ -9,7 +11,7 @@ from rxrisk.kernels.roles import BENZO, CNS, OPIOID
 
 @ngjit
 def build_timeline(
-    start, end, role, mme, i0, i1, lo, length, mme_day, opioid_day, benzo_day, cns_day
+    start, end, role, mme, i0, i1, lo, length, mme_day, opioid_day, benzo_day, cns_day, prefix
 ):
     """Fill the day arrays for days ``lo .. lo + length - 1`` from fills ``i0 .. i1 - 1``.
 
@@ -29,6 +31,8 @@ def build_timeline(
         Scratch, overwritten: on return ``mme_day[d]`` is mme(lo + d) (exactly 0 on days no
         opioid covers) and the ``*_day`` arrays hold the number of fills of that role
         covering the day.
+    prefix : float64 array of at least ``length + 1`` elements
+        Output: ``prefix[d]`` is the sum of ``mme_day[:d]`` (summed in day order).
 
     Returns
     -------
@@ -64,6 +68,8 @@ def build_timeline(
             cns_day[s] += 1
             cns_day[e + 1] -= 1
     acc = 0.0
+    total = 0.0
+    prefix[0] = 0.0
     op = 0
     bz = 0
     cn = 0
@@ -72,10 +78,33 @@ def build_timeline(
         op += opioid_day[d]
         bz += benzo_day[d]
         cn += cns_day[d]
-        mme_day[d] = acc if op > 0 else 0.0
+        v = acc if op > 0 else 0.0
         if op == 0:
             acc = 0.0  # no opioid covers the day: drop rounding residue of ended fills
+        mme_day[d] = v
+        total += v
+        prefix[d + 1] = total
         opioid_day[d] = op
         benzo_day[d] = bz
         cns_day[d] = cn
     return any_opioid
+
+
+@ngjit
+def opioid_span(start, end, role, i0, i1, lo, length):
+    """First and last timeline index (``day - lo`` in ``0 .. length - 1``) covered by an
+    opioid fill of ``i0 .. i1 - 1``; ``(length, -1)`` when none is."""
+    first = length
+    last = -1
+    for i in range(i0, i1):
+        if not (role[i] & OPIOID):
+            continue
+        s = start[i] - lo
+        e = end[i] - lo
+        if e < 0 or s >= length:
+            continue
+        if s < first:
+            first = max(s, 0)
+        if e > last:
+            last = min(e, length - 1)
+    return first, last

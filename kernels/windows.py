@@ -1,5 +1,10 @@
 """Window metrics over a member's daily timeline (SPEC 2): totals, averages, peaks,
-high-dose days, overlap days, the rolling maximum and the longest high-dose run."""
+high-dose days, overlap days and the longest high-dose run, and the rolling maximum.
+
+The day arrays cover only the member's opioid days ``first .. last`` of the timeline (days
+outside have mme 0 and no opioid coverage), so the work per member follows its opioid use,
+not the window lengths; every sum is the one a pass over all the days would give.
+"""
 
 from rxrisk.kernels._jit import ngjit
 
@@ -15,12 +20,26 @@ M_PEAK = 2
 
 @ngjit
 def window_sums(
-    mme_day, opioid_day, benzo_day, cns_day, ia, windows, high_dose_floor, counts, mmes
+    mme_day,
+    opioid_day,
+    benzo_day,
+    cns_day,
+    first,
+    last,
+    ia,
+    windows,
+    high_dose_floor,
+    counts,
+    mmes,
 ):
     """Window metrics for the as-of day at timeline index ``ia``.
 
-    One backward pass over the longest window; each window's figures are recorded when the
-    pass reaches its first day. ``windows`` must be ascending and ``ia - windows[-1] + 1 >= 0``.
+    The day arrays hold timeline days ``first .. last`` (index ``d - first``); every other day
+    has mme 0 and no coverage, and must not count as high-dose (``high_dose_floor > 0``, or the
+    range is the whole timeline). One backward pass from ``min(ia, last)`` over the longest
+    window; each window's figures are recorded when the pass is below its first day, and the
+    sums are the ones a pass over every day of the window gives (the zero days add +0.0).
+    ``windows`` must be ascending and ``ia - windows[-1] + 1 >= 0``.
 
     Parameters
     ----------
@@ -30,8 +49,15 @@ def window_sums(
         Output; columns C_OPIOID_DAYS, C_HIGH_DOSE_DAYS, C_BENZO_OVERLAP, C_CNS_OVERLAP are set.
     mmes : float64 array (n_windows, 3)
         Output: total, average over days of use, peak.
+
+    Returns
+    -------
+    int
+        The longest run of consecutive high-dose days in the longest window.
     """
     nw = windows.shape[0]
+    best = 0
+    run = 0
     total = 0.0
     peak = 0.0
     op_days = 0
@@ -39,68 +65,94 @@ def window_sums(
     bz_days = 0
     cns_days = 0
     k = 0
-    length = 0
-    d = ia
-    while k < nw:
-        v = mme_day[d]
+    d = ia if ia < last else last
+    bottom = ia - windows[nw - 1] + 1
+    if bottom < first:
+        bottom = first
+    while True:
+        while k < nw and ia - windows[k] + 1 > d:
+            _record(k, total, peak, op_days, hd_days, bz_days, cns_days, counts, mmes)
+            k += 1
+        if k == nw or d < bottom:
+            break
+        v = mme_day[d - first]
         total += v
         if v > peak:
             peak = v
-        if opioid_day[d] > 0:
+        if opioid_day[d - first] > 0:
             op_days += 1
-            if benzo_day[d] > 0:
+            if benzo_day[d - first] > 0:
                 bz_days += 1
-            if cns_day[d] > 0:
+            if cns_day[d - first] > 0:
                 cns_days += 1
         if v >= high_dose_floor:
             hd_days += 1
-        length += 1
-        d -= 1
-        while k < nw and length == windows[k]:
-            counts[k, C_OPIOID_DAYS] = op_days
-            counts[k, C_HIGH_DOSE_DAYS] = hd_days
-            counts[k, C_BENZO_OVERLAP] = bz_days
-            counts[k, C_CNS_OVERLAP] = cns_days
-            mmes[k, M_TOTAL] = total
-            mmes[k, M_AVG] = total / op_days if op_days > 0 else 0.0
-            mmes[k, M_PEAK] = peak
-            k += 1
-
-
-@ngjit
-def prefix_sums(mme_day, length, prefix):
-    """``prefix[i]`` = sum of ``mme_day[:i]`` for i in 0..length."""
-    acc = 0.0
-    prefix[0] = 0.0
-    for d in range(length):
-        acc += mme_day[d]
-        prefix[d + 1] = acc
-
-
-@ngjit
-def rolling_max(prefix, ia, horizon, span):
-    """Largest average of ``span`` consecutive days inside ``ia - horizon + 1 .. ia``."""
-    best = 0.0
-    if span > horizon:
-        return best
-    first_end = ia - horizon + span  # the first day on which a full span ends
-    for e in range(first_end, ia + 1):
-        s = prefix[e + 1] - prefix[e + 1 - span]
-        if s > best:
-            best = s
-    return best / span
-
-
-@ngjit
-def longest_run(mme_day, ia, horizon, high_dose_floor):
-    """Longest run of consecutive days with ``mme >= floor`` inside ``ia - horizon + 1 .. ia``."""
-    best = 0
-    run = 0
-    for d in range(ia - horizon + 1, ia + 1):
-        if mme_day[d] >= high_dose_floor:
             run += 1
             if run > best:
                 best = run
         else:
             run = 0
+        d -= 1
+    # the windows left start before ``first``: their days before it add +0.0 to the total
+    while k < nw:
+        _record(k, total + 0.0, peak, op_days, hd_days, bz_days, cns_days, counts, mmes)
+        k += 1
     return best
+
+
+@ngjit
+def _record(k, total, peak, op_days, hd_days, bz_days, cns_days, counts, mmes):
+    counts[k, C_OPIOID_DAYS] = op_days
+    counts[k, C_HIGH_DOSE_DAYS] = hd_days
+    counts[k, C_BENZO_OVERLAP] = bz_days
+    counts[k, C_CNS_OVERLAP] = cns_days
+    mmes[k, M_TOTAL] = total
+    mmes[k, M_AVG] = total / op_days if op_days > 0 else 0.0
+    mmes[k, M_PEAK] = peak
+
+
+@ngjit
+def _prefix_at(prefix, first, last, x):
+    """Sum of the mme of timeline days before ``x``, as a forward pass over every day from
+    day 0 gives it, from the prefix sums of days ``first .. last``."""
+    if x <= first:
+        return 0.0
+    if x <= last + 1:
+        return prefix[x - first]
+    return prefix[last + 1 - first] + 0.0
+
+
+@ngjit
+def rolling_max(prefix, first, last, ia, horizon, span):
+    """Largest average of ``span`` consecutive days inside ``ia - horizon + 1 .. ia``.
+
+    ``prefix`` holds the prefix sums of timeline days ``first .. last`` (every other day is 0).
+    Only the spans with an end inside that range are summed one by one; all others sum to 0,
+    or to the whole range's total when they cover it, which is checked once.
+    """
+    best = 0.0
+    if span > horizon:
+        return best
+    e0 = ia - horizon + span  # the first day on which a full span ends
+    e1 = ia
+    # spans whose last day is in first .. last
+    lo = max(e0, first)
+    hi = min(e1, last)
+    for e in range(lo, hi + 1):
+        s = _prefix_at(prefix, first, last, e + 1) - _prefix_at(prefix, first, last, e + 1 - span)
+        if s > best:
+            best = s
+    # spans whose day before the first is in first .. last
+    lo = max(e0, first + span, hi + 1)
+    hi = min(e1, last + span)
+    for e in range(lo, hi + 1):
+        s = _prefix_at(prefix, first, last, e + 1) - _prefix_at(prefix, first, last, e + 1 - span)
+        if s > best:
+            best = s
+    # spans covering the whole range
+    e = max(e0, last + 1)
+    if e <= min(e1, first + span - 1):
+        s = _prefix_at(prefix, first, last, e + 1) - _prefix_at(prefix, first, last, e + 1 - span)
+        if s > best:
+            best = s
+    return best / span

@@ -874,3 +874,20 @@ def kernel_medical(day, mask, a, ed_days, dx_days, ed_bit, od_bit):
         if a - dx_days + 1 <= d <= a:
             bits |= int(m)
     return len(ed), len(od), (max(em) if em else None), bits
+
+
+def kernel_string_hash(value):
+    """The claim/member id hash of kernels/strings.py in plain Python: two polynomial hashes
+    of the trimmed UTF-8 bytes (each byte + 1) modulo 2**31 - 1, joined as ``h1 << 31 | h2``;
+    -1 for None or blank."""
+    if value is None:
+        return -1
+    data = value.strip(" \t\r\n").encode()
+    if not data:
+        return -1
+    p = 2**31 - 1
+    h1 = h2 = 0
+    for b in data:
+        h1 = (h1 * 1000003 + b + 1) % p
+        h2 = (h2 * 65599 + b + 1) % p
+    return (h1 << 31) | h2

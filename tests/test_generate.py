@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from collections import Counter
 
 import numpy as np
@@ -16,6 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+import rxrisk.generate as gen
+from rxrisk import score
+from rxrisk.cli import main as cli_main
 from rxrisk.generate import (
     DRUG_CLASSES,
     MEDICAL_SCHEMA,
@@ -24,6 +28,7 @@ from rxrisk.generate import (
     PHARMACY_SCHEMA,
     generate_book,
 )
+from rxrisk.inputs import read_source
 from rxrisk.reference import load_reference
 
 SMALL = 2_000
@@ -402,3 +407,212 @@ def test_date_range_scales(tmp_path):
     assert lo.as_py() >= start and hi.as_py() <= end
     years = ((end - start).days + 1) / 365.25
     assert 15 <= summary["pharmacy_rows"] / (1_000 * years) <= 25
+
+
+# ---------------------------------------------------------------------------------------------
+# Books written in parts (part_members / --part-members)
+# ---------------------------------------------------------------------------------------------
+def _part_files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def _assert_same_rows(a: pa.Table, b: pa.Table):
+    a = pa.table(  # `score` reads some text columns as dictionaries
+        {
+            f.name: a[f.name].cast(f.type.value_type)
+            if pa.types.is_dictionary(f.type)
+            else a[f.name]
+            for f in a.schema
+        }
+    )
+    assert a.schema.equals(b.schema) and a.num_rows == b.num_rows
+    for name in a.column_names:
+        if name == "quantity":  # NaN != NaN for Table.equals
+            assert a[name].null_count == b[name].null_count
+            np.testing.assert_array_equal(a[name].to_numpy(), b[name].to_numpy())
+        else:
+            assert a[name].combine_chunks().equals(b[name].combine_chunks()), name
+
+
+@pytest.fixture(scope="module")
+def parts_book(tmp_path_factory):
+    """3 parts of 2,000 members."""
+    out = tmp_path_factory.mktemp("parts")
+    summary = generate_book(out, members=6_000, seed=5, part_members=2_000)
+    return out, summary
+
+
+def test_parts_layout(parts_book):
+    out, summary = parts_book
+    assert sorted(p.name for p in out.iterdir()) == ["medical", "pharmacy"]  # no temporaries
+    names = ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert _part_files(out / "pharmacy") == names == _part_files(out / "medical")
+    assert summary["parts"] == 3 and summary["part_members"] == 2_000
+    assert summary["paths"] == {"pharmacy": str(out / "pharmacy"), "medical": str(out / "medical")}
+    ph_rows = md_rows = 0
+    for p, name in enumerate(names):
+        ph = pq.read_table(out / "pharmacy" / name)
+        md = pq.read_table(out / "medical" / name)
+        assert ph.schema.equals(PHARMACY_SCHEMA) and md.schema.equals(MEDICAL_SCHEMA)
+        ph_rows += ph.num_rows
+        md_rows += md.num_rows
+        # each part holds its own members, numbered as in a single-file book
+        expected = {f"M{i:08d}" for i in range(p * 2_000 + 1, (p + 1) * 2_000 + 1)}
+        for table in (ph, md):
+            ids = {x for x in _strip(table["member_id"]).drop_null().to_pylist() if x}
+            assert ids <= expected and len(ids) > 1_500
+    assert ph_rows == summary["pharmacy_rows"] and md_rows == summary["medical_rows"]
+
+
+def test_parts_claim_ids_across_the_book(parts_book):
+    out, summary = parts_book
+    seen_paid: dict[str, int] = {}  # claim id -> part of its first paid row
+    dups = reversals = 0
+    for p, f in enumerate(sorted((out / "pharmacy").iterdir())):
+        ph = pq.read_table(f)
+        claims = _strip(ph["claim_id"]).to_pylist()
+        assert all(re.fullmatch(r"RX\d{12}", c) for c in claims)
+        for c, s in zip(claims, _status(ph), strict=True):
+            if s in ("reversed", "r"):
+                reversals += 1
+                assert seen_paid.get(c) == p, c  # reverses an earlier paid claim of its part
+            elif s in ("paid", "p", "", None):
+                if c in seen_paid:
+                    dups += 1
+                    assert seen_paid[c] == p, c  # duplicates stay within their part
+                else:
+                    seen_paid[c] = p
+    special = summary["pharmacy_special"]
+    assert reversals == special["reversal_rows"] > 0
+    assert dups == special["duplicate_rows"] > 0
+
+
+def test_parts_deterministic(parts_book, tmp_path):
+    out, summary = parts_book
+    again = generate_book(tmp_path, members=6_000, seed=5, part_members=2_000)
+    for kind in ("pharmacy", "medical"):
+        for f in sorted((out / kind).iterdir()):
+            assert (tmp_path / kind / f.name).read_bytes() == f.read_bytes(), (kind, f.name)
+    skip = ("seconds", "paths")
+    assert {k: v for k, v in again.items() if k not in skip} == {
+        k: v for k, v in summary.items() if k not in skip
+    }
+
+
+def test_parts_are_the_single_file_book(tmp_path, monkeypatch):
+    """With part_members a multiple of BLOCK_MEMBERS, the parts read in order are the one-file book."""
+    monkeypatch.setattr(gen, "BLOCK_MEMBERS", 1_000)
+    one = generate_book(tmp_path / "one", members=5_000, seed=9)
+    parts = generate_book(tmp_path / "parts", members=5_000, seed=9, part_members=2_000)
+    assert parts["parts"] == 3
+    assert _part_files(tmp_path / "parts" / "pharmacy") == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    for kind in ("pharmacy", "medical"):
+        whole = pq.read_table(tmp_path / "one" / f"{kind}.parquet")
+        folder = read_source(tmp_path / "parts" / kind, label=kind).table  # as `score` reads it
+        _assert_same_rows(folder, whole)
+    skip = ("seconds", "paths", "parts", "part_members")
+    assert {k: v for k, v in parts.items() if k not in skip} == {
+        k: v for k, v in one.items() if k not in skip
+    }
+
+
+def test_parts_uneven_and_progress(tmp_path):
+    calls = []
+    summary = generate_book(
+        tmp_path,
+        members=1_000,
+        seed=2,
+        part_members=400,
+        progress=lambda stage, n: calls.append((stage, n)),
+    )
+    assert summary["parts"] == 3
+    sizes = [pq.read_table(f).num_rows for f in sorted((tmp_path / "pharmacy").iterdir())]
+    assert sum(sizes) == summary["pharmacy_rows"] and min(sizes) > 0
+    # one call per part: part i/n, members so far, rows and rate of the part, total rows so far
+    assert [c[0].split(" (")[0] for c in calls] == ["part 1/3", "part 2/3", "part 3/3"]
+    assert "members 1,000/1,000;" in calls[-1][0] and "rows/s)" in calls[-1][0]
+    assert calls[-1][1] == summary["pharmacy_rows"] + summary["medical_rows"]
+    assert [c[1] for c in calls] == sorted(c[1] for c in calls)
+    # a last part of its own members: ids 801-1000
+    last = pq.read_table(tmp_path / "medical" / "part-00002.parquet")
+    ids = {x for x in _strip(last["member_id"]).drop_null().to_pylist() if x}
+    assert ids <= {f"M{i:08d}" for i in range(801, 1_001)}
+
+
+def test_parts_replace_and_failure(tmp_path):
+    generate_book(tmp_path, members=900, seed=1, part_members=300)
+    assert len(_part_files(tmp_path / "pharmacy")) == 3
+    # a smaller book replaces the folders: no stale part is left to be read with the new ones
+    generate_book(tmp_path, members=400, seed=1, part_members=300)
+    assert _part_files(tmp_path / "pharmacy") == ["part-00000.parquet", "part-00001.parquet"]
+    assert _part_files(tmp_path / "medical") == ["part-00000.parquet", "part-00001.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["medical", "pharmacy"]
+    # a failure leaves the previous parts as they were and no temporary behind
+    before = {f: f.read_bytes() for f in (tmp_path / "pharmacy").iterdir()}
+
+    def boom(stage, n):
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        generate_book(tmp_path, members=900, seed=2, part_members=300, progress=boom)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["medical", "pharmacy"]
+    assert {f: f.read_bytes() for f in (tmp_path / "pharmacy").iterdir()} == before
+    # a folder holding anything else is not replaced
+    (tmp_path / "medical" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="part-"):
+        generate_book(tmp_path, members=400, seed=1, part_members=300)
+    assert (tmp_path / "medical" / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError):
+        generate_book(tmp_path / "x", members=10, part_members=0)
+
+
+def test_parts_folder_scores(parts_book):
+    """`score` reads the folders; buckets and members add up over the parts (members are
+    disjoint, reversals and duplicates stay within a part)."""
+    out, summary = parts_book
+    whole = score(out / "pharmacy", out / "medical", as_of="2025-12-31").audit
+    assert whole["pharmacy"]["rows_read"] == summary["pharmacy_rows"]
+    assert whole["medical"]["rows_read"] == summary["medical_rows"]
+    total = {"pharmacy": Counter(), "medical": Counter()}
+    members_scored = 0
+    for name in _part_files(out / "pharmacy"):
+        audit = score(out / "pharmacy" / name, out / "medical" / name, as_of="2025-12-31").audit
+        for kind in total:
+            total[kind].update(audit[kind]["buckets"])
+        members_scored += audit["members_scored"]
+    for kind in total:
+        assert sum(whole[kind]["buckets"].values()) == whole[kind]["rows_read"]
+        assert dict(total[kind]) == whole[kind]["buckets"], kind
+    assert members_scored == whole["members_scored"] > 0
+
+
+def test_cli_generate_parts(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    rc = cli_main(
+        ["generate", "--members", "500", "--seed", "4", "--out", str(tmp_path)]
+        + ["--part-members", "200"]
+    )
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "in 3 parts" in captured.out
+    progress_lines = [x for x in captured.err.splitlines() if x.startswith("rxrisk: part ")]
+    assert len(progress_lines) == 3 and "part 3/3" in progress_lines[-1]
+    assert all("rows/s" in x for x in progress_lines)
+    assert _part_files(tmp_path / "pharmacy") == [f"part-0000{i}.parquet" for i in range(3)]
+    # --quiet prints nothing
+    rc = cli_main(
+        ["generate", "--members", "500", "--seed", "4", "--out", str(tmp_path / "q")]
+        + ["--part-members", "200", "--quiet"]
+    )
+    assert rc == 0 and capsys.readouterr() == ("", "")
+    assert (
+        cli_main(
+            ["generate", "--members", "5", "--out", str(tmp_path / "z")] + ["--part-members", "0"]
+        )
+        == 2
+    )
+    assert "--part-members 0" in capsys.readouterr().err

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from rxrisk.kernels.distinct import covers_horizon, fill_counts
 from rxrisk.kernels.events import NO_DATE, medical_lookback
-from rxrisk.kernels.timeline import build_timeline
-from rxrisk.kernels.windows import longest_run, prefix_sums, rolling_max, window_sums
+from rxrisk.kernels.timeline import build_timeline, opioid_span
+from rxrisk.kernels.windows import rolling_max, window_sums
 
 import naive
 
@@ -46,8 +46,17 @@ def _timeline(start, end, role, mme, lo, length):
     arrays = [np.full(length + 1, 7, np.float64)] + [
         np.full(length + 1, 7, np.int32) for _ in range(3)
     ]
-    any_op = build_timeline(start, end, role, mme, 0, len(start), lo, length, *arrays)
-    return any_op, arrays
+    prefix = np.full(length + 1, 7.0)
+    any_op = build_timeline(start, end, role, mme, 0, len(start), lo, length, *arrays, prefix)
+    return any_op, arrays, prefix
+
+
+def _window_figures(arrays, prefix, first, last, ia, floor):
+    counts = np.zeros((3, 8), np.int32)
+    mmes = np.zeros((3, 3), np.float64)
+    run = window_sums(*arrays, first, last, ia, WINDOWS, floor, counts, mmes)
+    rolling = [rolling_max(prefix, first, last, ia, int(WINDOWS[-1]), s) for s in (1, 4, 10, 11)]
+    return counts, mmes, run, rolling
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
@@ -56,16 +65,16 @@ def test_timeline_and_windows_match_reference(rows, a):
     start, end, role, mme, _, _ = _fills(rows)
     lo = a - int(WINDOWS[-1]) + 1
     length = a - lo + 1
-    any_op, (mme_day, op_day, bz_day, cns_day) = _timeline(start, end, role, mme, lo, length)
+    any_op, arrays, prefix = _timeline(start, end, role, mme, lo, length)
+    mme_day, op_day, bz_day, cns_day = arrays
     for i in range(length):
         v, op, bz, cn = naive.kernel_mme_on_day(start, end, role, mme, lo + i)
         assert math.isclose(mme_day[i], v, rel_tol=1e-9, abs_tol=1e-9)
         assert (op_day[i], bz_day[i], cns_day[i]) == (op, bz, cn)
+        assert prefix[i + 1] == prefix[i] + mme_day[i]
     assert any_op == any(op_day[:length] > 0)
-    counts = np.zeros((3, 8), np.int32)
-    mmes = np.zeros((3, 3), np.float64)
     floor = 90.0 - 1e-9
-    window_sums(mme_day, op_day, bz_day, cns_day, a - lo, WINDOWS, floor, counts, mmes)
+    counts, mmes, run, rolling = _window_figures(arrays, prefix, 0, length - 1, a - lo, floor)
     for k, w in enumerate(WINDOWS):
         op_days, hd, bz, cn, total, avg, peak = naive.kernel_window(
             start, end, role, mme, a, int(w), floor
@@ -74,16 +83,25 @@ def test_timeline_and_windows_match_reference(rows, a):
         for got, want in zip(mmes[k], (total, avg, peak), strict=True):
             assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
     series = [float(x) for x in mme_day[:length]]
-    prefix = np.zeros(length + 1)
-    prefix_sums(mme_day, length, prefix)
-    for span in (1, 4, 10, 11):
+    for got, span in zip(rolling, (1, 4, 10, 11), strict=True):
         want = naive.kernel_rolling_max(series, int(WINDOWS[-1]), span)
-        assert math.isclose(
-            rolling_max(prefix, a - lo, int(WINDOWS[-1]), span), want, rel_tol=1e-9, abs_tol=1e-9
-        )
-    assert longest_run(mme_day, a - lo, int(WINDOWS[-1]), floor) == naive.kernel_longest_run(
-        series, floor
-    )
+        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
+    assert run == naive.kernel_longest_run(series, floor)
+
+    # The timeline of the opioid span only gives exactly the same figures.
+    first, last = opioid_span(start, end, role, 0, len(start), lo, length)
+    assert (first <= last) == any_op
+    if any_op:
+        assert op_day[first] > 0 and op_day[last] > 0
+        assert not (op_day[:first] > 0).any() and not (op_day[last + 1 : length] > 0).any()
+        _, part, part_prefix = _timeline(start, end, role, mme, lo + first, last - first + 1)
+        got = _window_figures(part, part_prefix, first, last, a - lo, floor)
+        want = (counts, mmes, run, rolling)
+        assert np.array_equal(got[0], want[0]) and got[2] == want[2]
+        assert got[1].tobytes() == want[1].tobytes()  # the same float sums, bit for bit
+        assert np.array(got[3]).tobytes() == np.array(want[3]).tobytes()
+    else:
+        assert (first, last) == (length, -1)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
@@ -134,17 +152,18 @@ def test_fill_counts_window_edges():
 
 def test_empty_member_and_single_row():
     empty = np.zeros(0, np.int32)
-    any_op, (mme_day, op_day, _, _) = _timeline(
+    any_op, (mme_day, op_day, _, _), prefix = _timeline(
         empty, empty, np.zeros(0, np.uint8), np.zeros(0), 0, 10
     )
     assert not any_op and mme_day[:10].sum() == 0 and op_day[:10].sum() == 0
+    assert prefix[:11].tolist() == [0.0] * 11
     assert medical_lookback(empty, np.zeros(0, np.uint8), 0, 0, 10, 3, 5, 1, 2) == (
         0,
         0,
         NO_DATE,
         0,
     )
-    any_op, (mme_day, _, _, _) = _timeline(
+    any_op, (mme_day, _, _, _), prefix = _timeline(
         np.array([2], np.int32),
         np.array([4], np.int32),
         np.array([1], np.uint8),
@@ -153,6 +172,7 @@ def test_empty_member_and_single_row():
         10,
     )
     assert any_op and mme_day[:10].tolist() == [0, 0, 60, 60, 60, 0, 0, 0, 0, 0]
+    assert prefix[10] == 180.0
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
@@ -227,3 +247,322 @@ def test_parallel_sort_matches_numpy(values, n_chunks, shift):
 
     keys = np.array([v >> shift for v in values], np.uint64)
     assert np.array_equal(sort_keys(keys, n_chunks), np.sort(keys))
+
+
+def _scores(members, med, as_of, floor, rolling_days=4):
+    """Run the member driver on per-member fill rows and medical rows."""
+    from rxrisk.kernels.member_scores import n_float_columns, n_int_columns, score_members
+
+    parts = [_fills(rows) for rows in members]
+    fill_offsets = np.cumsum([0] + [len(p[0]) for p in parts]).astype(np.intp)
+    arrays = [np.concatenate([p[c] for p in parts]) for c in range(6)]
+    med_rows = [sorted(rows) for rows in med]
+    med_offsets = np.cumsum([0] + [len(r) for r in med_rows]).astype(np.intp)
+    med_day = np.array([d for rows in med_rows for d, _ in rows], np.int32)
+    med_mask = np.array([m for rows in med_rows for _, m in rows], np.uint8)
+    n = len(members) * len(as_of)
+    ints = np.zeros((n_int_columns(3), n), np.int32)
+    floats = np.zeros((n_float_columns(3), n), np.float64)
+    present = np.zeros(n, np.bool_)
+    score_members(
+        fill_offsets,
+        *arrays,
+        med_offsets,
+        med_day,
+        med_mask,
+        np.array(as_of, np.int32),
+        WINDOWS,
+        floor,
+        rolling_days,
+        5,
+        12,
+        1,
+        2,
+        8,
+        8,
+        3,
+        ints,
+        floats,
+        present,
+    )
+    return parts, med_rows, ints, floats, present
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(
+    st.lists(fill_rows, min_size=1, max_size=3),
+    st.lists(st.tuples(st.integers(0, 40), st.integers(1, 7)), max_size=6),
+    st.lists(st.integers(10, 35), min_size=1, max_size=3, unique=True),
+    st.sampled_from([90.0 - 1e-9, 45.0, -1e-9, 0.0]),
+)
+def test_member_driver_matches_reference(members, med, as_of, floor):
+    as_of = sorted(as_of)
+    h = int(WINDOWS[-1])
+    meds = [med] + [[] for _ in members[1:]]
+    parts, med_rows, ints, floats, present = _scores(members, meds, as_of, floor)
+    lo = as_of[0] - h + 1
+    for m, (start, end, role, mme, presc, pharm) in enumerate(parts):
+        # the driver keeps timeline figures at 0 for a member without opioid coverage
+        covered = any(
+            (role[i] & 1) and end[i] >= lo and start[i] <= as_of[-1] for i in range(len(start))
+        )
+        for j, a in enumerate(as_of):
+            r = m * len(as_of) + j
+            series = [
+                naive.kernel_mme_on_day(start, end, role, mme, d)[0]
+                for d in range(a - h + 1, a + 1)
+            ]
+            for k, w in enumerate(WINDOWS):
+                col = ints[k * 8 : k * 8 + 8, r]
+                fills = naive.kernel_fill_counts(start, role, presc, pharm, a, int(w))
+                assert (col[0], col[1], col[2], col[5]) == fills[:4]
+                op_days, hd, bz, cn, total, avg, peak = (
+                    naive.kernel_window(start, end, role, mme, a, int(w), floor)
+                    if covered
+                    else (0, 0, 0, 0, 0.0, 0.0, 0.0)
+                )
+                assert (col[3], col[4], col[6], col[7]) == (op_days, hd, bz, cn)
+                got = floats[k * 3 : k * 3 + 3, r]
+                for g, want in zip(got, (total, avg, peak), strict=True):
+                    assert math.isclose(g, want, rel_tol=1e-9, abs_tol=1e-9)
+            assert math.isclose(floats[9, r], series[-1], rel_tol=1e-9, abs_tol=1e-9)
+            rolling = naive.kernel_rolling_max(series, h, 4) if covered else 0.0
+            assert math.isclose(floats[10, r], rolling, rel_tol=1e-9, abs_tol=1e-9)
+            run = naive.kernel_longest_run(series, floor) if covered else 0
+            mat_nal = naive.kernel_fill_counts(start, role, presc, pharm, a, h)[4:]
+            assert (ints[24, r], *ints[25:27, r]) == (run, *mat_nal)
+            day = np.array([d for d, _ in med_rows[m]], np.int32)
+            mask = np.array([x for _, x in med_rows[m]], np.uint8)
+            ed, od, last, bits = naive.kernel_medical(day, mask, a, 5, 12, 1, 2)
+            assert tuple(ints[27:31, r]) == (ed, od, NO_DATE if last is None else last, bits)
+            seen = any(s <= a and e >= a - h + 1 for s, e in zip(start, end, strict=True))
+            seen = seen or any(a - 12 + 1 <= d <= a for d in day)
+            assert present[r] == seen
+
+
+def test_fill_arithmetic_matches_vectorised_encoder():
+    from rxrisk.encode import covered_days, daily_mme
+    from rxrisk.kernels.fills import covered, daily
+
+    rng = np.random.default_rng(5)
+    n = 400
+    ds = rng.integers(1, 40, n)
+    qty = rng.choice([0.5, 1.0, 2.5, 3.0, 10.0, 29.5, 60.0, 1e-3], n)
+    dpu = np.where(rng.random(n) < 0.3, rng.choice([1 / 3, 3.0, 0.5, 7.0], n), np.nan)
+    role = rng.choice(np.array([0, 1, 2, 6, 8, 16], np.uint8), n)
+    strength = np.where(rng.random(n) < 0.1, np.nan, rng.choice([5.0, 10.0, 12.5, 30.0], n))
+    factor = np.where(rng.random(n) < 0.1, np.nan, rng.choice([0.15, 1.0, 1.5, 2.4], n))
+    want_ds = covered_days(ds, qty, dpu)
+    want_mme = daily_mme(role, strength, qty, want_ds, factor)
+    for i in range(n):
+        got_ds = covered(ds[i], qty[i], dpu[i])
+        assert got_ds == want_ds[i]
+        if not np.isnan(dpu[i]):
+            entry = {"days_per_unit": float(dpu[i])}
+            assert got_ds == naive._covered_days(float(qty[i]), int(ds[i]), entry)
+        got = daily(role[i], strength[i], qty[i], got_ds, factor[i])
+        assert np.float64(got).tobytes() == np.float64(want_mme[i]).tobytes()
+    assert daily(np.uint8(1), 10.0, 3.0, 0, 1.5) == 0.0  # no division by a zero supply
+
+
+_IDS = ["", "a", "ab", "b", "a\x00", "é", "M00000012", "M00000002", "0123456789abcdef"]
+_IDS += ["0123456789abcdefX", "0123456789abcdefXY", "0123456789abcdefY", "0123456789abcdef\x00"]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(_IDS), st.text("ab\x00é9", max_size=19))),
+    st.integers(1, 4),
+)
+def test_string_dictionary_matches_reference(values, n_parts):
+    import pyarrow as pa
+
+    from rxrisk.arrowutil import string_chunks
+    from rxrisk.kernels.dictionary import (
+        K_HI,
+        K_LEN,
+        K_LO,
+        SHORT,
+        code_strings,
+        key_strings,
+        order_long_ids,
+        packed_sort_keys,
+        string_keys,
+    )
+
+    cut = sorted({0, len(values)} | {len(values) * i // n_parts for i in range(n_parts)})
+    col = pa.chunked_array(
+        [pa.array(values[a:b], pa.string()) for a, b in zip(cut, cut[1:], strict=False)],
+        pa.string(),
+    )
+    n = len(values)
+    codes = np.empty(n, np.int32)
+    keys = np.empty((max(n, 1), 4), np.uint64)
+    tails = np.empty(max(1, sum(len(v.encode()) for v in values if v)), np.uint8)
+    state = np.zeros(2, np.int64)
+    table = np.full(2, -1, np.int32)  # tiny: grows while coding
+    pos = 0
+    for offsets, data, null in string_chunks(col):
+        table = code_strings(offsets, data, null, codes, pos, table, keys, tails, state)
+        pos += len(null)
+    first: dict[str, int] = {}
+    want = [-1 if v is None else first.setdefault(v, len(first)) for v in values]
+    assert codes.tolist() == want
+    nd = int(state[0])
+    assert nd == len(first)
+    keys = keys[:nd]
+    offsets, data = key_strings(keys, tails, np.arange(nd, dtype=np.intp))
+    got = [bytes(data[offsets[i] : offsets[i + 1]]).decode() for i in range(nd)]
+    assert got == list(first)
+
+    packed, code_bits = packed_sort_keys(keys, nd)
+    if len(packed):
+        order = (np.sort(packed) & np.uint64((1 << code_bits) - 1)).astype(np.intp)
+    else:
+        short = np.minimum(keys[:, K_LEN], np.uint64(SHORT + 1))
+        order = np.lexsort((short, keys[:, K_LO], keys[:, K_HI])).astype(np.intp)
+    order_long_ids(keys, tails, order)
+    offsets, data = key_strings(keys, tails, order)
+    got = [bytes(data[offsets[i] : offsets[i + 1]]) for i in range(nd)]
+    assert got == sorted(v.encode() for v in first)
+
+    # per-row keys of a whole array: the same words as the dictionary's
+    arr = pa.array([v for v in values if v is not None], pa.string())
+    offsets, data, _ = next(string_chunks(arr))
+    hi, lo, length = (np.empty(len(arr), np.uint64) for _ in range(3))
+    longest = string_keys(offsets, data, hi, lo, length, 3) if len(arr) else 0
+    assert longest == max((len(v.encode()) for v in arr.to_pylist()), default=0)
+    for i, v in enumerate(arr.to_pylist()):
+        c = first[v]
+        assert (hi[i], lo[i], length[i]) == (keys[c, K_HI], keys[c, K_LO], keys[c, K_LEN])
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.integers(-3, 3))))
+def test_integer_dictionary_matches_reference(values):
+    from rxrisk.kernels.dictionary import K_HI, code_integers, packed_sort_keys
+
+    n = len(values)
+    codes = np.empty(n, np.int32)
+    keys = np.empty((max(n, 1), 4), np.uint64)
+    state = np.zeros(2, np.int64)
+    null = np.array([v is None for v in values], np.bool_)
+    ints = np.array([0 if v is None else v for v in values], np.int64)
+    code_integers(ints, null, codes, 0, np.full(4, -1, np.int32), keys, state)
+    first: dict[int, int] = {}
+    want = [-1 if v is None else first.setdefault(v, len(first)) for v in values]
+    assert codes.tolist() == want
+    nd = int(state[0])
+    keys = keys[:nd]
+    packed, code_bits = packed_sort_keys(keys, nd)
+    if len(packed):
+        order = (np.sort(packed) & np.uint64((1 << code_bits) - 1)).astype(np.intp)
+    else:
+        order = np.argsort(keys[:, K_HI], kind="stable")
+    got = (keys[order, K_HI] ^ np.uint64(1 << 63)).view(np.int64).tolist()
+    assert got == sorted(first)
+
+
+def _naive_claims(ph, md, extra, rows):
+    """Members sorted, fills and medical rows by (member, day, input position)."""
+    key = (lambda v: v.encode()) if any(isinstance(v, str) for v in ph + md + extra) else None
+    members = sorted({v for v in ph + md + extra if v is not None}, key=key)
+    at = {v: i for i, v in enumerate(members)}
+    fills = sorted(range(len(ph)), key=lambda i: (at[ph[i]], rows[i][0], i))
+    meds = sorted(range(len(md)), key=lambda i: (at[md[i]], rows[len(ph) + i][0], i))
+    return members, at, fills, meds
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(
+    st.sampled_from(["short", "long", "int"]),
+    st.lists(st.integers(0, 9), max_size=14),
+    st.lists(st.integers(0, 9), max_size=8),
+    st.lists(st.one_of(st.none(), st.integers(0, 12)), max_size=5),
+    st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 3)), min_size=30, max_size=30),
+    st.sampled_from([1, 10**6]),
+)
+def test_encode_groups_rows_like_a_sort(kind, ph_ids, md_ids, extra_ids, rows, per_bucket):
+    import pyarrow as pa
+
+    import rxrisk.encode as enc
+
+    names = {
+        "short": ["M9", "M10", "M1", "b", "a\x00", "a", "", "é", "M100", "zz", "M2", "M3", "M0"],
+        "long": [f"member-0000-{i % 4}-{i}-xxxxxxxxxxxx" for i in range(13)],
+        "int": [5, -7, 2**40, 0, 3, -(2**62), 9, 1, 11, 4, 6, 8, 2],
+    }[kind]
+    typ = pa.int64() if kind == "int" else pa.string()
+    ph = [names[i] for i in ph_ids]
+    md = [names[i] for i in md_ids]
+    extra = [None if i is None else names[i] for i in extra_ids]
+    n = len(ph)
+    ref_role = np.array([1, 2, 6, 0], np.uint8)
+    drugs = enc.DrugTable(
+        role=ref_role,
+        strength=np.array([10.0, 1.0, np.nan, 2.0]),
+        factor=np.array([1.5, np.nan, np.nan, 1.0]),
+        days_per_unit=np.array([np.nan, 3.0, np.nan, np.nan]),
+        ndc=pa.array(["1", "2", "3", "4"]),
+    )
+
+    def chunked(values, t):
+        half = len(values) // 2
+        return pa.chunked_array([pa.array(values[:half], t), pa.array(values[half:], t)], t)
+
+    old = enc._ROWS_PER_BUCKET
+    enc._ROWS_PER_BUCKET = per_bucket  # 1: as many buckets as the keys allow
+    try:
+        claims = enc.encode(
+            pharmacy_member=chunked(ph, typ),
+            fill_date=chunked([r[0] for r in rows[:n]], pa.int32()).cast(pa.date32()),
+            quantity=chunked([float(r[1] + 1) for r in rows[:n]], pa.float64()),
+            days_supply=chunked([r[1] + 2 for r in rows[:n]], pa.int32()),
+            prescriber=chunked([f"p{r[1]}" for r in rows[:n]], pa.string()),
+            pharmacy=chunked([None if r[1] == 0 else f"q{r[0]}" for r in rows[:n]], pa.string()),
+            ref_index=np.array([r[1] for r in rows[:n]], np.int32),
+            input_row=np.arange(n, dtype=np.int64) * 3,
+            drugs=drugs,
+            medical_member=chunked(md, typ),
+            service_date=chunked([r[0] for r in rows[n : n + len(md)]], pa.int32()).cast(
+                pa.date32()
+            ),
+            medical_mask=np.array([r[1] for r in rows[n : n + len(md)]], np.uint8),
+            extra_members=chunked(extra, typ),
+        )
+    finally:
+        enc._ROWS_PER_BUCKET = old
+    members, at, fills, meds = _naive_claims(ph, md, extra, rows)
+    assert claims.member_ids.to_pylist() == members
+    assert (
+        claims.fill_offsets.tolist()
+        == np.cumsum([0] + [sum(at[v] == g for v in ph) for g in range(len(members))]).tolist()
+    )
+    assert (
+        claims.med_offsets.tolist()
+        == np.cumsum([0] + [sum(at[v] == g for v in md) for g in range(len(members))]).tolist()
+    )
+    assert claims.row.tolist() == [3 * i for i in fills]
+    assert claims.start.tolist() == [rows[i][0] for i in fills]
+    qty = np.array([float(rows[i][1] + 1) for i in range(n)], np.float64)
+    ref = np.array([rows[i][1] for i in range(n)], np.int64)
+    ds = enc.covered_days(
+        np.array([rows[i][1] + 2 for i in range(n)], np.int64), qty, drugs.days_per_unit[ref]
+    )
+    mme = enc.daily_mme(ref_role[ref], drugs.strength[ref], qty, ds, drugs.factor[ref])
+    assert claims.end.tolist() == [rows[i][0] + ds[i] - 1 for i in fills]
+    assert claims.role.tolist() == [ref_role[ref[i]] for i in fills]
+    assert claims.mme.tobytes() == mme[fills].tobytes()
+    presc: dict[str, int] = {}  # codes in order of first appearance in input order
+    codes = [presc.setdefault(f"p{rows[i][1]}", len(presc)) for i in range(n)]
+    assert claims.prescriber.tolist() == [codes[i] for i in fills]
+    assert claims.n_prescribers == len(presc)
+    pharm: dict[str, int] = {}
+    codes = [
+        None if rows[i][1] == 0 else pharm.setdefault(f"q{rows[i][0]}", len(pharm))
+        for i in range(n)
+    ]
+    assert claims.pharmacy.tolist() == [-1 if codes[i] is None else codes[i] for i in fills]
+    assert claims.n_pharmacies == len(pharm)
+    assert claims.med_day.tolist() == [rows[n + i][0] for i in meds]
+    assert claims.med_mask.tolist() == [rows[n + i][1] for i in meds]

@@ -79,7 +79,8 @@ def score(
     all_members: bool = False,
     quarantine: bool = False,
     threads: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[..., None] | None = None,
+    stream=None,
 ) -> Result:
     """Score members: metrics of SPEC 2 and flags of SPEC 3 for each as-of date.
 
@@ -102,59 +103,108 @@ def score(
     quarantine : bool
         Also return the rejected rows.
     threads : int, optional
-        Numba threads (default: all cores).
+        Numba threads for validation, encoding and the kernels. The setting stays in force
+        for later calls in the process (it is numba's); None keeps the one in force (all
+        cores unless changed).
     progress : callable, optional
-        Called with each stage name as it completes.
+        Called with each stage name as it completes; its ``tick(what, count)`` method, if
+        any, gets running counts on streaming runs (see :class:`rxrisk.pipeline.Clock`).
+    stream : bool or rxrisk.stream.StreamOptions, optional
+        Score batch by batch with bounded memory (:mod:`rxrisk.stream`): same output, byte
+        for byte. True uses the default :class:`~rxrisk.stream.StreamOptions`.
 
     Returns
     -------
     Result
     """
-    from rxrisk.pipeline import Clock, encode_used, ingest, load_config
+    from rxrisk.pipeline import (
+        Clock,
+        encode_selected,
+        ingest,
+        load_config,
+        select_used,
+        set_threads,
+    )
 
+    set_threads(threads)  # before validation: its hashing and sorting use the numba threads
     clock = Clock(progress)
     cfg = load_config(reference=reference, rules=rules, codesets=codesets)
-    ruleset, m = cfg.rules, cfg.metrics
     days = parse_as_of(as_of)
-    data = ingest(pharmacy, medical, cfg, clock=clock)
-    claims = encode_used(data, all_members=all_members)
-    clock.lap("encode")
+    if stream is not None and stream is not False:
+        from rxrisk.stream import StreamOptions, score_stream
 
-    raw, present = run_kernels(claims, days, m, threads)
-    clock.lap("kernels")
+        options = stream if isinstance(stream, StreamOptions) else StreamOptions()
+        members, blocks, n_scored, q = score_stream(
+            pharmacy,
+            medical,
+            days=days,
+            config=cfg,
+            options=options,
+            clock=clock,
+            all_members=all_members,
+            quarantine=quarantine,
+            threads=threads,
+        )
+    else:
+        data = ingest(pharmacy, medical, cfg, clock=clock)
+        selected = select_used(data, all_members=all_members)
+        clock.lap("select")
+        claims = encode_selected(selected, cfg.reference)
+        del selected
+        clock.lap("encode")
+        members, n_scored = score_claims(
+            claims, days, cfg, all_members=all_members, threads=threads, clock=clock
+        )
+        blocks = data.audit_blocks()
+        q = data.quarantine() if quarantine else None
+        clock.lap("output")
 
-    from rxrisk.outputs import member_table, metric_columns
-    from rxrisk.rules import evaluate_flags
-
-    k = len(days)
-    rows = np.flatnonzero(np.ones_like(present) if all_members else present)
-    row_days = days[rows % k]
-    cols, nulls = metric_columns(m, rows, row_days, raw)
-    flags = evaluate_flags(ruleset, cols, nulls)
-    clock.lap("rules")
-
-    members = member_table(
-        claims.member_ids.take(pa.array(rows // k)), row_days, m, cols, nulls, flags
-    )
-    q = data.quarantine() if quarantine else None
-    clock.lap("output")
-
-    digest = cfg.digest()
     audit = {
-        **data.audit_blocks(),
-        "members_scored": int(len(np.unique(rows // k))) if len(rows) else 0,
+        **blocks,
+        "members_scored": n_scored,
         "rows_out": int(members.num_rows),
         "as_of": [str(_EPOCH + dt.timedelta(days=int(d))) for d in days],
         "seconds": clock.seconds,
         "version": __version__,
-        "config_digest": digest,
+        "config_digest": cfg.digest(),
     }
     return Result(members=members, audit=audit, quarantine=q)
 
 
+def score_claims(claims, days: np.ndarray, config, *, all_members: bool, threads, clock):
+    """Kernels, flags and the member table for encoded claims: ``(members, members scored)``.
+
+    Shared by the in-memory path (the whole book) and the streaming path (one member
+    partition at a time). Stages "kernels" and "rules" are timed on ``clock``.
+    """
+    from rxrisk.outputs import member_table, metric_columns
+    from rxrisk.rules import evaluate_flags
+
+    m = config.metrics
+    raw, present = run_kernels(claims, days, m, threads)
+    clock.lap("kernels")
+    k = len(days)
+    rows = np.flatnonzero(np.ones_like(present) if all_members else present)
+    row_days = days[rows % k]
+    cols, nulls = metric_columns(m, rows, row_days, raw)
+    flags = evaluate_flags(config.rules, cols, nulls)
+    clock.lap("rules")
+    members = member_table(
+        claims.member_ids.take(pa.array(rows // k)), row_days, m, cols, nulls, flags
+    )
+    n_scored = int(len(np.unique(rows // k))) if len(rows) else 0
+    return members, n_scored
+
+
 def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
-    """Allocate outputs and run the parallel member kernel. Returns (raw arrays, present)."""
-    from rxrisk.kernels.member_scores import N_COUNTS, N_MME, score_members
+    """Allocate outputs and run the parallel member kernel. Returns (raw arrays, present).
+
+    ``raw`` holds the column-major kernel outputs (see
+    :func:`rxrisk.kernels.member_scores.score_members`); :func:`rxrisk.outputs.metric_columns`
+    reads them.
+    """
+    from rxrisk.codesets import CATEGORIES
+    from rxrisk.kernels.member_scores import n_float_columns, n_int_columns, score_members
     from rxrisk.pipeline import set_threads
 
     n_threads = set_threads(threads)
@@ -162,15 +212,12 @@ def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
     k = len(days)
     windows = np.asarray(metrics.windows, np.int64)
     n = n_members * k
+    # zeroed (fresh zero pages; the kernel writes only what may be non-zero)
     raw = {
-        "counts": np.zeros((n, len(windows), N_COUNTS), np.int32),
-        "mmes": np.zeros((n, len(windows), N_MME), np.float64),
-        "scalars_f": np.zeros((n, 2), np.float64),
-        "scalars_i": np.zeros((n, 7), np.int32),
+        "ints": np.zeros((n_int_columns(len(windows)), n), np.int32),
+        "floats": np.zeros((n_float_columns(len(windows)), n), np.float64),
     }
     present = np.zeros(n, np.bool_)
-    from rxrisk.codesets import CATEGORIES
-
     n_chunks = max(1, min(n_members, n_threads * 8))
     if n_members:
         score_members(
@@ -184,7 +231,7 @@ def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
             claims.med_offsets,
             claims.med_day,
             claims.med_mask,
-            days,
+            np.asarray(days, np.int32),
             windows,
             float(metrics.high_dose_mme - metrics.tolerance),
             int(metrics.rolling_days),
@@ -195,10 +242,8 @@ def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
             claims.n_prescribers,
             claims.n_pharmacies,
             n_chunks,
-            raw["counts"],
-            raw["mmes"],
-            raw["scalars_f"],
-            raw["scalars_i"],
+            raw["ints"],
+            raw["floats"],
             present,
         )
     return raw, present

@@ -17,20 +17,44 @@ from rxrisk import __version__
 from rxrisk.errors import InputError
 
 
-def _progress_printer(enabled: bool):
-    if not enabled:
-        return None
-    t0 = time.perf_counter()
+class _Progress:
+    """Progress on stderr: a line as each stage ends and, on long streaming runs, a running
+    count (rows read, partitions done) with its rate, redrawn in place at most once a second."""
 
-    def show(stage: str, n: int | None = None) -> None:
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.open_line = False
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def __call__(self, stage: str, n: int | None = None) -> None:
         extra = f" ({n:,} rows)" if n is not None else ""
+        self._end_line()
         print(
-            f"rxrisk: {stage} done at {time.perf_counter() - t0:6.1f}s{extra}",
-            file=sys.stderr,
-            flush=True,
+            f"rxrisk: {stage} done at {self._elapsed():6.1f}s{extra}", file=sys.stderr, flush=True
         )
 
-    return show
+    def tick(self, what: str, n: int) -> None:
+        now = self._elapsed()
+        if now - self.last < 1.0:
+            return
+        self.last = now
+        rate = f" ({n / now:,.0f}/s)" if "rows" in what and now > 0 else ""
+        sys.stderr.write(f"\r\x1b[Krxrisk: {what}: {n:,}{rate} at {now:6.1f}s")
+        sys.stderr.flush()
+        self.open_line = True
+
+    def _end_line(self) -> None:
+        if self.open_line:
+            sys.stderr.write("\n")
+            self.open_line = False
+
+
+def _progress_printer(enabled: bool):
+    """A :class:`_Progress` when progress should show (stderr is a terminal, no --quiet)."""
+    return _Progress() if enabled else None
 
 
 def _cmd_score(args) -> int:
@@ -42,11 +66,17 @@ def _cmd_score(args) -> int:
     audit_path = check_output_path(args.audit, "--audit") if args.audit else None
     q_path = check_output_path(args.quarantine, "--quarantine") if args.quarantine else None
     if args.engine == "spark":
+        if args.mode is not None or args.batch_rows or args.partitions or args.memory_budget:
+            raise InputError(
+                "--stream, --in-memory, --batch-rows, --partitions and --memory-budget are for "
+                "--engine local; Spark partitions the book itself"
+            )
         return _score_spark(args, out, audit_path)
     if args.master is not None:
         raise InputError("--master is for --engine spark; add --engine spark or drop --master")
     show = _progress_printer(not args.quiet and sys.stderr.isatty())
     t0 = time.perf_counter()
+    stream = _stream_options(args)
     result = score(
         args.pharmacy,
         args.medical,
@@ -58,6 +88,7 @@ def _cmd_score(args) -> int:
         quarantine=q_path is not None,
         threads=args.threads,
         progress=show,
+        stream=stream,
     )
     write_table(result.members, out)
     if q_path is not None:
@@ -74,6 +105,53 @@ def _cmd_score(args) -> int:
         if flagged:
             print("rxrisk: flags: " + ", ".join(f"{k}={v:,}" for k, v in flagged.items()))
     return 0
+
+
+def _parse_size(text: str) -> int:
+    """'512M', '2G', '1.5GiB', '1000000' -> bytes (1024-based units)."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    mult = units.get(t[-1:], 1) if t else 1
+    num = t[:-1] if t[-1:] in units else t
+    try:
+        value = float(num)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and value == value):
+        raise InputError(f"--memory-budget {text}: give a size such as 512M, 2G or 1073741824")
+    return int(value * mult)
+
+
+def _stream_options(args):
+    """StreamOptions from --stream/--in-memory and the batch/partition/spill options (None:
+    in memory). Default: stream when the pharmacy input is large (see rxrisk.stream)."""
+    from rxrisk.stream import StreamOptions, should_stream
+
+    tuned = any(
+        v is not None
+        for v in (args.batch_rows, args.partitions, args.memory_budget, args.spill_dir)
+    )
+    if args.mode == "in-memory":
+        if tuned:
+            raise InputError(
+                "--batch-rows, --partitions, --memory-budget and --spill-dir are for streaming; "
+                "drop them or drop --in-memory"
+            )
+        return None
+    if args.mode is None and not tuned and not should_stream(args.pharmacy):
+        return None
+    kw = {}
+    if args.batch_rows is not None:
+        kw["batch_rows"] = args.batch_rows
+    if args.partitions is not None:
+        kw["partitions"] = args.partitions
+    if args.memory_budget is not None:
+        kw["memory_bytes"] = _parse_size(args.memory_budget)
+    if args.spill_dir is not None:
+        if not os.path.isdir(args.spill_dir):
+            raise InputError(f"--spill-dir {args.spill_dir}: no such folder; create it first")
+        kw["spill_dir"] = args.spill_dir
+    return StreamOptions(**kw)
 
 
 def _spark_session(master: str):
@@ -256,13 +334,22 @@ def _cmd_generate(args) -> int:
 
     if args.members < 1:
         raise InputError(f"--members {args.members}: give at least 1")
+    if args.part_members is not None and args.part_members < 1:
+        raise InputError(f"--part-members {args.part_members}: give at least 1")
     os.makedirs(args.out, exist_ok=True)
     show = _progress_printer(not args.quiet and sys.stderr.isatty())
-    summary = generate_book(args.out, members=args.members, seed=args.seed, progress=show)
+    summary = generate_book(
+        args.out,
+        members=args.members,
+        seed=args.seed,
+        progress=show,
+        part_members=args.part_members,
+    )
     if not args.quiet:
+        parts = f" in {summary['parts']:,} parts" if summary["parts"] is not None else ""
         print(
             f"rxrisk: wrote {summary['pharmacy_rows']:,} pharmacy and {summary['medical_rows']:,} medical rows "
-            f"for {args.members:,} members to {args.out} in {summary['seconds']:.1f}s"
+            f"for {args.members:,} members to {args.out}{parts} in {summary['seconds']:.1f}s"
         )
     return 0
 
@@ -383,6 +470,47 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--all-members", action="store_true", help="add a row for every member seen in any input"
     )
+    mode = s.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--stream",
+        dest="mode",
+        action="store_const",
+        const="stream",
+        help="read batch by batch with bounded memory, spilling to disk when needed (default "
+        "for inputs of 5 million rows or more; same output byte for byte)",
+    )
+    mode.add_argument(
+        "--in-memory",
+        dest="mode",
+        action="store_const",
+        const="in-memory",
+        help="read the whole input into memory (default below 5 million rows)",
+    )
+    s.add_argument(
+        "--batch-rows",
+        type=int,
+        metavar="N",
+        help="streaming: rows per batch read (default 1,000,000)",
+    )
+    s.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="streaming: member partitions scored one at a time (default: one per 100 million "
+        "input rows)",
+    )
+    s.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="streaming: bytes each partitioned store keeps in memory before spilling to "
+        "Arrow IPC files (default 1G; 0 spills at once)",
+    )
+    s.add_argument(
+        "--spill-dir",
+        metavar="DIR",
+        help="streaming: folder for spill files (default: the system temporary folder); "
+        "they are removed when the run ends",
+    )
     s.add_argument(
         "--engine",
         choices=("local", "spark"),
@@ -438,11 +566,27 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser(
         "generate",
         help="write a seeded synthetic book of business",
-        description="Write pharmacy.parquet and medical.parquet for a synthetic book of business.",
+        description=(
+            "Write pharmacy.parquet and medical.parquet for a synthetic book of business, or with "
+            "--part-members the folders pharmacy/ and medical/ of Parquet parts. Members are "
+            "generated and written in blocks of 100,000, so memory does not grow with N in "
+            "either layout: without --part-members the output is one file per table whatever N."
+        ),
     )
     g.add_argument("--members", type=int, required=True, metavar="N")
     g.add_argument("--seed", type=int, default=0, metavar="S")
     g.add_argument("--out", required=True, metavar="DIR")
+    g.add_argument(
+        "--part-members",
+        type=int,
+        default=None,
+        metavar="K",
+        help=(
+            "write DIR/pharmacy/part-00000.parquet, ... and DIR/medical/part-00000.parquet, ... "
+            "with K members per part (a folder is a valid input of 'rxrisk score'); same seed and "
+            "K give identical files; default: one file per table whatever N"
+        ),
+    )
     _add_run_options(g, threads=False)
     g.set_defaults(func=_cmd_generate)
 

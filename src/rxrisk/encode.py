@@ -1,15 +1,24 @@
-"""Tracked rows to ``Claims``: dense member / prescriber / pharmacy codes, day numbers,
-covered days, daily MME, role bits, one packed-key sort and member offsets (SPEC 2)."""
+"""Tracked rows to ``Claims``: sorted member ids, dense prescriber / pharmacy codes, day
+numbers, covered days, daily MME, role bits and member offsets (SPEC 2).
+
+Member ids are not dictionary-encoded and sorted as a whole: each row's id is read as a
+fixed-width key that orders like the id (``kernels.dictionary``), and ``kernels.grouping``
+splits the rows by the top bits of their keys into cache-sized buckets that are already in
+member order, finding the members and ordering the rows inside each bucket. Prescriber and
+pharmacy ids get codes from a hash table over the Arrow string buffers.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.arrowutil import date_days, dict_codes, sort_uint64, to_numpy
+from rxrisk.arrowutil import date_days, dict_codes, null_mask, sort_uint64, string_chunks, to_numpy
 from rxrisk.errors import InputError
 from rxrisk.kernels import roles
 
@@ -91,38 +100,235 @@ def daily_mme(role, strength, quantity, ds, factor) -> np.ndarray:
     return np.where(ok, value, 0.0)
 
 
-def _sorted_member_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    codes, distinct = dict_codes(ids)
-    order = pc.sort_indices(distinct).to_numpy()
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[codes] if len(codes) else codes.astype(np.int64), distinct.take(pa.array(order))
+_TABLE_SIZE = 1 << 12  # first hash-table size (it doubles as codes are added)
 
 
-def _packed_order(member: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Order rows by (member, day, input row) with one uint64 sort when the bits fit."""
-    n = len(member)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    day_off = day.astype(np.int64) - int(day.min())
-    b_row = max(1, int(n - 1).bit_length())
-    b_day = max(1, int(day_off.max()).bit_length())
-    b_mem = max(1, int(member.max()).bit_length())
-    if b_row + b_day + b_mem <= 64:
-        key = (member.astype(np.uint64) << np.uint64(b_day + b_row)) | (
-            day_off.astype(np.uint64) << np.uint64(b_row)
+def _is_text(typ: pa.DataType) -> bool:
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ)
+
+
+def _hash_codes(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Codes in order of first appearance of the rows of ``parts`` (string or int64 columns
+    of one type, one after another), coded chunk by chunk where the chunks lie.
+
+    Returns (codes int32 with -1 for null, keys of the distinct ids, tail bytes, count).
+    """
+    from rxrisk.kernels.dictionary import code_integers, code_strings
+
+    n = sum(len(p) for p in parts)
+    codes = np.empty(n, np.int32)
+    keys = np.empty((max(n, 1), 4), np.uint64)
+    state = np.zeros(2, np.int64)
+    table = np.full(_TABLE_SIZE, -1, np.int32)
+    tails = np.zeros(1, np.uint8)
+    pos = 0
+    if parts and _is_text(parts[0].type):
+        chunks = [c for p in parts for c in string_chunks(p)]
+        room = sum(max(0, int(o[-1]) - int(o[0])) for o, _, _ in chunks)
+        tails = np.empty(max(room, 1), np.uint8)
+        for offsets, data, null in chunks:
+            table = code_strings(offsets, data, null, codes, pos, table, keys, tails, state)
+            pos += len(null)
+    else:
+        for p in parts:
+            for ch in p.chunks:
+                m = len(ch)
+                if m:
+                    values = np.frombuffer(
+                        ch.buffers()[1], dtype=np.int64, count=m, offset=ch.offset * 8
+                    )
+                    table = code_integers(values, null_mask(ch), codes, pos, table, keys, state)
+                pos += m
+    nd = int(state[0])
+    return codes, keys[:nd], tails, nd
+
+
+def _first_codes(col: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Dense codes (order of first appearance, -1 for null) and the number of distinct values."""
+    if _is_text(col.type):
+        codes, _, _, nd = _hash_codes([col])
+        return codes, nd
+    codes, distinct = dict_codes(col)
+    return codes, len(distinct)
+
+
+def _sorted_member_codes(parts: list, typ: pa.DataType) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Codes of the rows of ``parts`` (first appearance), the rank of each code among the
+    sorted distinct ids, and the sorted distinct ids."""
+    from rxrisk.kernels.dictionary import (
+        K_HI,
+        K_LEN,
+        K_LO,
+        SHORT,
+        key_strings,
+        order_long_ids,
+        packed_sort_keys,
+    )
+
+    if not (_is_text(typ) or pa.types.is_integer(typ)):
+        codes, distinct = dict_codes(pa.chunked_array([c for p in parts for c in p.chunks], typ))
+        order = pc.sort_indices(distinct).to_numpy()
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        return codes, rank, distinct.take(pa.array(order))
+    text = _is_text(typ)
+    if not text:
+        parts = [p.cast(pa.int64()) for p in parts]
+    codes, keys, tails, nd = _hash_codes(parts)
+    packed, code_bits = packed_sort_keys(keys, nd)
+    if nd == 0:
+        order = np.zeros(0, np.intp)
+    elif len(packed):
+        order = (sort_uint64(packed) & np.uint64((1 << code_bits) - 1)).astype(np.intp)
+    else:
+        short_len = np.minimum(keys[:, K_LEN], np.uint64(SHORT + 1))
+        order = np.lexsort((short_len, keys[:, K_LO], keys[:, K_HI])).astype(np.intp)
+    if text and nd and bool((keys[:, K_LEN] > SHORT).any()):
+        order_long_ids(keys, tails, order)
+    rank = np.empty(nd, np.int32)
+    rank[order] = np.arange(nd, dtype=np.int32)
+    if text:
+        offsets, data = key_strings(keys, tails, order)
+        large = pa.types.is_large_string(typ)
+        if not large and offsets[-1] >= 2**31:
+            raise InputError("the distinct member ids exceed 2 GiB of text; split the input")
+        ids = pa.Array.from_buffers(
+            typ,
+            nd,
+            [
+                None,
+                pa.py_buffer(offsets if large else offsets.astype(np.int32)),
+                pa.py_buffer(data),
+            ],
         )
-        key |= np.arange(n, dtype=np.uint64)
-        key = sort_uint64(key)
-        return (key & np.uint64((1 << b_row) - 1)).astype(np.int64)
-    return np.lexsort((np.arange(n), day_off, member))
+    else:
+        values = (keys[order, K_HI] ^ np.uint64(1 << 63)).view(np.int64)
+        ids = pa.array(values, pa.int64()).cast(typ)
+    return codes, rank, ids
 
 
-def _offsets(member_sorted: np.ndarray, n_members: int) -> np.ndarray:
-    counts = np.bincount(member_sorted, minlength=n_members)
-    out = np.zeros(n_members + 1, np.intp)
-    np.cumsum(counts, out=out[1:])
-    return out
+_ROWS_PER_BUCKET = 4096  # grouping buckets: a few thousand rows each, so a bucket fits in cache
+_MAX_BUCKET_BITS = 10
+_NO_KEY = (np.zeros(0, np.uint64),) * 3
+
+
+def _combined(col: pa.ChunkedArray) -> pa.Array:
+    """One array of a chunked string or integer column (large_string past 2 GiB of text)."""
+    if col.num_chunks == 1:
+        return col.chunk(0)
+    if pa.types.is_string(col.type) and sum(c.nbytes for c in col.chunks) >= 2**31 - 1:
+        col = col.cast(pa.large_string())
+    return col.combine_chunks()
+
+
+def _member_keys(ph, md, ex, typ: pa.DataType, n_chunks: int):
+    """The member key (hi, lo, length) of every pharmacy and medical row and of every distinct
+    extra member (see ``kernels.dictionary``), and the sorted distinct ids when they had to be
+    found by hashing (None when the grouping rebuilds them from the keys).
+
+    Ids of up to 16 bytes and integers are their own keys. Longer ids, other types and null
+    ids in the used rows go through the hash dictionary: their key is then the rank of the id.
+    Extra members (every member seen, often many rows each) are reduced to their distinct ids
+    with the hash dictionary first.
+    """
+    from rxrisk.kernels.dictionary import K_HI, K_LEN, K_LO, SHORT, string_keys
+
+    text = _is_text(typ)
+    if (text or pa.types.is_integer(typ)) and not (
+        ph.null_count or (md is not None and md.null_count)
+    ):
+        keys = []
+        for col in (ph, md):
+            if col is None:
+                keys.append(_NO_KEY)
+                continue
+            arr = _combined(col)
+            n = len(arr)
+            if text:
+                offsets, data, _ = next(string_chunks(arr))
+                hi, lo, length = (np.empty(n, np.uint64) for _ in range(3))
+                if n and string_keys(offsets, data, hi, lo, length, n_chunks) > SHORT:
+                    break
+            else:
+                values = to_numpy(arr.cast(pa.int64()), np.int64)
+                hi = values.view(np.uint64) ^ np.uint64(1 << 63)
+                lo = length = np.zeros(n, np.uint64)
+            keys.append((hi, lo, length))
+        else:
+            if ex is None:
+                return (*keys, _NO_KEY), None
+            _, distinct, _, nx = _hash_codes([ex if text else ex.cast(pa.int64())])
+            if not (text and nx and distinct[:, K_LEN].max() > SHORT):
+                extra = tuple(distinct[:, w].copy() for w in (K_HI, K_LO, K_LEN))
+                return (*keys, extra), None
+    present = [c for c in (ph, md, ex) if c is not None]
+    codes, rank, ids = _sorted_member_codes(present, typ)
+    keys, pos = [], 0
+    for col in (ph, md, ex):
+        if col is None:
+            keys.append(_NO_KEY)
+            continue
+        part = codes[pos : pos + len(col)]
+        pos += len(col)
+        if col is ex:
+            part = part[part >= 0]  # null extra ids are no member
+        part = rank[part].astype(np.uint64)  # a null id in the used rows: as before
+        zeros = np.zeros(len(part), np.uint64)
+        keys.append((part, zeros, zeros))
+    return tuple(keys), ids
+
+
+def _key_layout(keys) -> tuple[np.ndarray, np.ndarray, int]:
+    """The varying nibbles of the keys (word, shift, width; most significant first), and the
+    grouping buckets: the top bits of the compacted key, as (word, shift, mask, place) of
+    the at most 4 fields they come from, and their number of bits."""
+    vary = [0, 0, 0]
+    filled = [k for k in keys if len(k[0])]
+    if filled:
+        ref = [int(filled[0][w][0]) for w in range(3)]
+        for part in filled:
+            for w in range(3):
+                vary[w] |= int(np.bitwise_or.reduce(part[w] ^ np.uint64(ref[w])))
+    fields = [
+        (w, 4 * nib, 4) for w in (0, 1) for nib in range(15, -1, -1) if vary[w] >> (4 * nib) & 15
+    ]
+    if vary[2]:
+        fields.append((2, 0, 5))  # lengths are at most 16 here (longer ids are ranks)
+    layout = np.array(fields, np.uint64).reshape(-1, 3).T.copy()
+    rows = sum(len(k[0]) for k in keys)
+    bits = min(
+        max(0, (rows // _ROWS_PER_BUCKET - 1).bit_length()),
+        _MAX_BUCKET_BITS,
+        sum(f[2] for f in fields),
+    )
+    select = np.zeros((4, 4), np.uint64)  # unused rows take 0 bits
+    left = bits
+    for i, (w, shift, width) in enumerate(fields):
+        if left == 0:
+            break
+        take = min(width, left)
+        left -= take
+        select[i] = (w, shift + width - take, (1 << take) - 1, left)
+    return layout, select, bits
+
+
+def _ids_from_keys(keys: np.ndarray, typ: pa.DataType) -> pa.Array:
+    """The member ids of sorted distinct keys (short strings or integers)."""
+    from rxrisk.kernels.dictionary import key_strings
+
+    n = len(keys)
+    if not _is_text(typ):
+        values = (keys[:, 0] ^ np.uint64(1 << 63)).view(np.int64)
+        return pa.array(values, pa.int64()).cast(typ)
+    offsets, data = key_strings(keys, np.zeros(1, np.uint8), np.arange(n, dtype=np.intp))
+    large = pa.types.is_large_string(typ)
+    if not large and offsets[-1] >= 2**31:
+        raise InputError("the distinct member ids exceed 2 GiB of text; split the input")
+    return pa.Array.from_buffers(
+        typ,
+        n,
+        [None, pa.py_buffer(offsets if large else offsets.astype(np.int32)), pa.py_buffer(data)],
+    )
 
 
 def encode(
@@ -157,50 +363,120 @@ def encode(
             "give pharmacy and medical member_id the same type"
         )
     typ = parts[0].type if not types else next(p.type for p in parts if len(p))
-    all_ids = pa.chunked_array([c for p in parts for c in p.cast(typ).chunks], type=typ)
-    member_codes, member_ids = _sorted_member_codes(all_ids)
-    n_members = len(member_ids)
-    n_ph = len(pharmacy_member)
-    ph_member = member_codes[:n_ph]
+    n_chunks = 4 * numba.get_num_threads()
+    # prescriber and pharmacy codes on other threads (the kernels release the GIL) while the
+    # member keys are read
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        presc_codes = pool.submit(_first_codes, prescriber)
+        pharm_codes = pool.submit(_first_codes, pharmacy)
+        member_keys, member_ids = _member_keys(
+            pharmacy_member.cast(typ),
+            medical_member.cast(typ) if medical_member is not None else None,
+            extra_members.cast(typ) if extra_members is not None else None,
+            typ,
+            n_chunks,
+        )
+        layout, select, bucket_bits = _key_layout(member_keys)
+        presc, n_prescribers = presc_codes.result()
+        pharm, n_pharmacies = pharm_codes.result()
 
-    role = drugs.role[ref_index]
-    start = date_days(fill_date)
-    qty = to_numpy(quantity, np.float64, np.nan)
-    ds = covered_days(to_numpy(days_supply, np.int64, 0), qty, drugs.days_per_unit[ref_index])
-    mme = daily_mme(role, drugs.strength[ref_index], qty, ds, drugs.factor[ref_index])
-    presc, presc_dict = dict_codes(prescriber)
-    pharm, pharm_dict = dict_codes(pharmacy)
+    from rxrisk.kernels.grouping import group_members
 
-    order = _packed_order(ph_member, start)
-    fill_offsets = _offsets(ph_member[order], n_members)
-    start_s = start[order]
-    claims_start = start_s.astype(np.int32)
-    claims_end = (start_s.astype(np.int64) + ds[order] - 1).astype(np.int32)
-
-    if medical_member is not None and len(medical_member):
-        med_member = member_codes[n_ph : n_ph + len(medical_member)]
-        med_day = date_days(service_date)
-        morder = _packed_order(med_member, med_day)
-        med_offsets = _offsets(med_member[morder], n_members)
-        med_day = med_day[morder].astype(np.int32)
-        med_mask = medical_mask[morder]
+    if medical_member is not None:
+        service_day = date_days(service_date)
+        category_mask = np.asarray(medical_mask, np.uint8)
     else:
-        med_offsets = np.zeros(n_members + 1, np.intp)
-        med_day = np.zeros(0, np.int32)
-        med_mask = np.zeros(0, np.uint8)
+        service_day = np.zeros(0, np.int32)
+        category_mask = np.zeros(0, np.uint8)
+    n = len(pharmacy_member)
+    nm = len(service_day)
+    nx = len(member_keys[2][0])
+    big = n + nm + nx
+    work = (
+        np.empty(n, np.uint16),
+        np.empty(nm, np.uint16),
+        np.empty(nx, np.uint16),
+        np.empty((n, 3), np.uint64),
+        np.empty((n, 5), np.int32),
+        np.empty(n, np.float64),
+        np.empty(n, np.int64),
+        np.empty((nm, 3), np.uint64),
+        np.empty(nm, np.int32),
+        np.empty(nm, np.uint8),
+        np.empty((nx, 3), np.uint64),
+        np.empty((big, 3), np.uint64),
+        np.empty(big, np.intp),
+        np.empty(big, np.intp),
+    )
+    out = (
+        np.empty((big, 3), np.uint64),
+        np.empty(big + 1, np.intp),
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),
+        np.empty(n, np.uint8),
+        np.empty(n, np.float64),
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),
+        np.empty(n, np.int64),
+        np.empty(big + 1, np.intp),
+        np.empty(nm, np.int32),
+        np.empty(nm, np.uint8),
+    )
+    fills = (
+        date_days(fill_date),
+        to_numpy(days_supply, np.int32 if days_supply.type == pa.int32() else np.int64, 0),
+        to_numpy(quantity, np.float64, np.nan),
+        ref_index,
+        presc,
+        pharm,
+        input_row,
+    )
+    drug_arrays = (drugs.role, drugs.strength, drugs.factor, drugs.days_per_unit)
+    n_members = group_members(
+        *member_keys,
+        layout,
+        select,
+        bucket_bits,
+        fills,
+        drug_arrays,
+        service_day,
+        category_mask,
+        work,
+        out,
+        n_chunks,
+    )
+    (
+        members,
+        fill_offsets,
+        start,
+        end,
+        role,
+        mme,
+        presc,
+        pharm,
+        row,
+        med_offsets,
+        med_day,
+        med_mask,
+    ) = out
+    members = members[:n_members]
+    fill_offsets = fill_offsets[: n_members + 1]
+    med_offsets = med_offsets[: n_members + 1]
+    if member_ids is None:
+        member_ids = _ids_from_keys(members, typ)
 
     return Claims(
         member_ids=member_ids,
         fill_offsets=fill_offsets,
-        start=claims_start,
-        end=claims_end,
-        role=role[order],
-        mme=mme[order],
-        prescriber=presc[order],
-        pharmacy=pharm[order],
-        row=input_row[order],
-        n_prescribers=len(presc_dict),
-        n_pharmacies=len(pharm_dict),
+        start=start,
+        end=end,
+        role=role,
+        mme=mme,
+        prescriber=presc,
+        pharmacy=pharm,
+        row=row,
+        n_prescribers=n_prescribers,
+        n_pharmacies=n_pharmacies,
         med_offsets=med_offsets,
         med_day=med_day,
         med_mask=med_mask,

@@ -31,7 +31,16 @@ Determinism: members are generated in fixed blocks of :data:`BLOCK_MEMBERS`, eac
 child of ``numpy.random.SeedSequence(seed)``, so the same ``(members, seed, start, end)`` gives
 byte-identical files whatever ``row_group_size``. Rows are ordered by block, then by fill/service
 date with random ties (within a member they are not sorted by anything else). Everything is
-vectorised numpy; memory is bounded by one block.
+vectorised numpy; memory is bounded by one block (blocks are streamed to the Parquet writer), so a
+book of any size fits in memory as one file per table.
+
+Parts: with ``part_members=K`` the book is written as ``pharmacy/part-00000.parquet``, ... and
+``medical/part-00000.parquet``, ...: part ``p`` holds members ``[p*K, min((p+1)*K, members))`` and
+each part file is closed when complete. Blocks are then also cut at part boundaries, so the same
+``(members, seed, K)`` gives byte-identical parts, and when ``K`` is a multiple of
+:data:`BLOCK_MEMBERS` the parts read in name order hold exactly the rows of the single-file book.
+Member ids, claim numbers (sequential over the whole book) and the prescriber/pharmacy pools are
+those of the whole book; reversals and duplicates stay within their block, hence their part.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -1918,6 +1928,43 @@ def _finish_medical(blk: _Block, rng, epoch_start: int, member_ids: pa.Array):
 # --------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------
+_PART_NAME = re.compile(r"part-\d+\.parquet")
+
+
+def _pieces(members: int, part_members: int):
+    """``(index, part, first, n, last_of_part)`` of each generation block, in order.
+
+    Blocks follow the grid of :data:`BLOCK_MEMBERS` and are also cut at part boundaries, so a block
+    never spans two parts. When ``part_members`` is a multiple of :data:`BLOCK_MEMBERS` (or covers
+    the whole book) the blocks are exactly those of a single-file book.
+    """
+    first, index = 0, 0
+    while first < members:
+        part = first // part_members
+        part_end = min(members, (part + 1) * part_members)
+        stop = min(part_end, (first // BLOCK_MEMBERS + 1) * BLOCK_MEMBERS)
+        yield index, part, first, stop - first, stop == part_end
+        first, index = stop, index + 1
+
+
+def _child(root: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
+    """``root.spawn(n)[i]`` for any ``n > i``, without making the ``n`` children."""
+    return np.random.SeedSequence(
+        root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size
+    )
+
+
+def _check_parts_folder(path: Path) -> None:
+    """A parts folder may only replace an earlier parts folder (``part-*.parquet`` files only)."""
+    if not path.exists():
+        return
+    if not path.is_dir() or any(not _PART_NAME.fullmatch(p.name) for p in path.iterdir()):
+        raise FileExistsError(
+            f"{path} exists and is not a folder of part-*.parquet files from an earlier run; "
+            "remove it or choose another output folder"
+        )
+
+
 def generate_book(
     out_dir,
     *,
@@ -1928,16 +1975,22 @@ def generate_book(
     row_group_size: int = 1_000_000,
     progress: Callable[[str, int], None] | None = None,
     reference: pa.Table | None = None,
+    part_members: int | None = None,
 ) -> dict:
-    """Write a synthetic book of business to ``out_dir/pharmacy.parquet`` and ``medical.parquet``.
+    """Write a synthetic book of business to ``out_dir/pharmacy.parquet`` and ``medical.parquet``,
+    or, with ``part_members``, to the folders ``out_dir/pharmacy/`` and ``out_dir/medical/``.
+
+    Memory is bounded by one block of :data:`BLOCK_MEMBERS` members in both layouts (blocks are
+    streamed to the Parquet writer), so a book of any size may be written as one file per table;
+    parts only split the output into files of ``part_members`` members each.
 
     Parameters
     ----------
     out_dir : str or os.PathLike
-        Target folder (created if missing). Both files are written to temporary names in it and
-        renamed when complete; on failure no partial file is left behind.
+        Target folder (created if missing). Outputs are written to temporary names in it and
+        renamed when complete; on failure no partial output is left behind.
     members : int
-        Number of members (``M`` + zero-padded number, 1-based).
+        Number of members (``M`` + zero-padded number, 1-based, unique in the whole book).
     seed : int
         Seed of ``numpy.random.SeedSequence``; the same arguments give byte-identical files.
     start, end : datetime.date
@@ -1945,16 +1998,33 @@ def generate_book(
     row_group_size : int
         Maximum rows per Parquet row group (each block of members starts a new group).
     progress : callable, optional
-        ``progress(stage, n)``, called each time a block of members has been written, with
-        ``stage = "members 100,000/1,000,000"`` and ``n`` the rows (pharmacy + medical) so far.
+        ``progress(stage, n)`` with ``n`` the rows (pharmacy + medical) written so far. One file
+        per table: called each time a block of members has been written, with
+        ``stage = "members 100,000/1,000,000"``. Parts: called each time a part has been written,
+        with ``stage = "part 1/20 (members 1,000,000/20,000,000; 19,711,042 rows, 1,050,000
+        rows/s)"`` (rows and rate of that part).
     reference : pyarrow.Table, optional
         Drug reference (SPEC 1.3); defaults to :func:`rxrisk.reference.load_reference`.
+    part_members : int, optional
+        Write ``pharmacy/part-00000.parquet``, ``part-00001.parquet``, ... and the same names in
+        ``medical/``: part ``p`` holds members ``p*part_members + 1`` to
+        ``min((p+1)*part_members, members)``. Part names sort in generation order (five digits,
+        more if needed), so the folders are inputs of :func:`rxrisk.score` as they are. Parts are
+        written one after the other and closed when complete. Member ids, claim numbers and the
+        prescriber/pharmacy pools are those of the whole book; reversals and duplicates stay
+        within their part. When ``part_members`` is a multiple of :data:`BLOCK_MEMBERS` the rows,
+        read in part order, are exactly those of the single-file book of the same
+        ``(members, seed)``; otherwise blocks are also cut at part boundaries (still
+        deterministic for the same ``part_members``). Existing ``pharmacy/`` and ``medical/``
+        folders are replaced, but only if they hold nothing but ``part-*.parquet`` files.
+        Default: one file per table, whatever ``members``.
 
     Returns
     -------
     dict
-        ``members``, ``seed``, ``start``, ``end``, ``paths``, ``pharmacy_rows``,
-        ``medical_rows``, ``rows`` (the same, per file),
+        ``members``, ``seed``, ``start``, ``end``, ``paths`` (files, or folders with parts),
+        ``parts`` and ``part_members`` (None for one file per table), ``pharmacy_rows``,
+        ``medical_rows``, ``rows`` (the same, per table),
         ``pharmacy_rows_by_class`` (by the class of the generated drug, ``untracked`` included;
         rows whose NDC was then corrupted still count under it), ``pharmacy_special`` (reversal,
         rebill and duplicate rows and each defect/oddity kind), ``medical_special``,
@@ -1964,18 +2034,44 @@ def generate_book(
     members = int(members)
     if members < 1:
         raise ValueError("members must be at least 1")
+    if part_members is not None:
+        part_members = int(part_members)
+        if part_members < 1:
+            raise ValueError("part_members must be at least 1")
     if not isinstance(start, date) or not isinstance(end, date):
         raise TypeError("start and end must be datetime.date")
     if end < start:
         raise ValueError(f"end ({end}) is before start ({start})")
     if int(row_group_size) < 1:
         raise ValueError("row_group_size must be at least 1")
+
+    out = Path(out_dir)
+    kinds = ("pharmacy", "medical")
+    tag = uuid.uuid4().hex[:12]
+    if part_members is None:
+        n_parts = 1
+        final = {k: out / f"{k}.parquet" for k in kinds}
+        tmp = {k: out / f".{v.name}.{tag}.tmp" for k, v in final.items()}
+
+        def part_path(kind: str, part: int) -> Path:
+            return tmp[kind]
+
+    else:
+        n_parts = -(-members // part_members)
+        width = max(5, len(str(n_parts - 1)))
+        final = {k: out / k for k in kinds}
+        for path in final.values():
+            _check_parts_folder(path)
+        tmp = {k: out / f".{k}.{tag}.tmp" for k in kinds}
+
+        def part_path(kind: str, part: int) -> Path:
+            return tmp[kind] / f"part-{part:0{width}d}.parquet"
+
     if reference is None:
         from rxrisk.reference import load_reference
 
         reference = load_reference()
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n_days = (end - start).days + 1
     epoch_start = (start - _EPOCH).days
@@ -1986,12 +2082,7 @@ def generate_book(
     pool_rng = np.random.default_rng(pool_seq)
     catalog = _Catalog(reference, pool_rng)
     pools = _Pools(members, pool_rng)
-    n_blocks = -(-members // BLOCK_MEMBERS)
-    block_seqs = block_root.spawn(n_blocks)
 
-    final = {"pharmacy": out / "pharmacy.parquet", "medical": out / "medical.parquet"}
-    tag = uuid.uuid4().hex[:12]
-    tmp = {k: out / f".{v.name}.{tag}.tmp" for k, v in final.items()}
     by_class = np.zeros(len(DRUG_CLASSES) + 1, np.int64)
     rows = {"pharmacy": 0, "medical": 0}
     ph_special: dict[str, int] = {"reversal_rows": 0, "rebill_rows": 0, "duplicate_rows": 0}
@@ -1999,27 +2090,49 @@ def generate_book(
     archetypes: dict[str, int] = {}
     opts = {"compression": "zstd", "use_dictionary": False}
     claim_base = 1
+    writers: dict[str, pq.ParquetWriter] = {}  # the open part; used by the writer thread only
+    part_clock = {"t": time.perf_counter(), "rows": 0}
 
-    def report(done: int, n_rows: int) -> None:
-        if progress is not None:
+    def write(part: int, ph: pa.Table, md: pa.Table, last: bool) -> None:
+        if not writers:
+            writers["pharmacy"] = pq.ParquetWriter(
+                part_path("pharmacy", part), PHARMACY_SCHEMA, **opts
+            )
+            writers["medical"] = pq.ParquetWriter(
+                part_path("medical", part), MEDICAL_SCHEMA, **opts
+            )
+        writers["pharmacy"].write_table(ph, row_group_size=int(row_group_size))
+        writers["medical"].write_table(md, row_group_size=int(row_group_size))
+        if last:
+            for w in writers.values():
+                w.close()
+            writers.clear()
+
+    def report(part: int, done: int, n_rows: int, last: bool) -> None:
+        if progress is None:
+            return
+        if part_members is None:
             progress(f"members {done:,}/{members:,}", n_rows)
+        elif last:
+            now = time.perf_counter()
+            part_rows = n_rows - part_clock["rows"]
+            rate = part_rows / max(now - part_clock["t"], 1e-9)
+            part_clock.update(t=now, rows=n_rows)
+            progress(
+                f"part {part + 1}/{n_parts} (members {done:,}/{members:,}; "
+                f"{part_rows:,} rows, {rate:,.0f} rows/s)",
+                n_rows,
+            )
 
     try:
-        with (
-            pq.ParquetWriter(tmp["pharmacy"], PHARMACY_SCHEMA, **opts) as w_ph,
-            pq.ParquetWriter(tmp["medical"], MEDICAL_SCHEMA, **opts) as w_md,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="rxrisk-generate-write") as writer,
-        ):
-
-            def write(ph: pa.Table, md: pa.Table) -> None:
-                w_ph.write_table(ph, row_group_size=int(row_group_size))
-                w_md.write_table(md, row_group_size=int(row_group_size))
-
+        if part_members is not None:
+            for path in tmp.values():
+                path.mkdir()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rxrisk-generate-write") as pool:
             pending = None  # the previous block's write overlaps this block's generation
-            for b in range(n_blocks):
-                first = b * BLOCK_MEMBERS
-                nb = min(BLOCK_MEMBERS, members - first)
-                rng = np.random.default_rng(block_seqs[b])
+            part_clock["t"] = time.perf_counter()
+            for index, part, first, nb, last in _pieces(members, part_members or members):
+                rng = np.random.default_rng(_child(block_root, index))
                 blk = _Block(rng, catalog, pools, first, nb, n_days, id_width)
                 blk.generate()
                 member_ids = _digit_strings(b"M", np.arange(first + 1, first + nb + 1), id_width)
@@ -2043,22 +2156,31 @@ def generate_book(
                     pending[0].result()
                     report(*pending[1:])
                 pending = (
-                    writer.submit(write, ph, md),
+                    pool.submit(write, part, ph, md, last),
+                    part,
                     first + nb,
                     rows["pharmacy"] + rows["medical"],
+                    last,
                 )
                 del ph, md
             if pending is not None:
                 pending[0].result()
                 report(*pending[1:])
-        for k in final:
-            os.replace(tmp[k], final[k])
+        _publish(tmp, final, tag, parts=part_members is not None)
     except BaseException:
-        for p in tmp.values():
+        for w in writers.values():  # the writer thread has stopped: safe to close here
             try:
-                p.unlink()
-            except FileNotFoundError:
+                w.close()
+            except Exception:  # noqa: BLE001 - cleaning up after the real error
                 pass
+        for p in tmp.values():
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
         raise
     names = ("untracked", *DRUG_CLASSES)
     return {
@@ -2067,6 +2189,8 @@ def generate_book(
         "start": start.isoformat(),
         "end": end.isoformat(),
         "paths": {k: str(v) for k, v in final.items()},
+        "parts": None if part_members is None else n_parts,
+        "part_members": part_members,
         "pharmacy_rows": rows["pharmacy"],
         "medical_rows": rows["medical"],
         "rows": rows,
@@ -2076,3 +2200,21 @@ def generate_book(
         "archetypes": archetypes,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def _publish(tmp: dict[str, Path], final: dict[str, Path], tag: str, *, parts: bool) -> None:
+    """Rename the finished temporary outputs to their final names (replacing earlier ones)."""
+    if not parts:
+        for k in final:
+            os.replace(tmp[k], final[k])
+        return
+    for dest in final.values():
+        _check_parts_folder(dest)  # it may have changed while generating
+    for k, dest in final.items():
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.{tag}.old")
+            os.replace(dest, old)
+            os.replace(tmp[k], dest)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp[k], dest)

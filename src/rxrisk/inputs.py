@@ -96,7 +96,7 @@ def _read_path(path: Path, label: str) -> pa.Table:
             return pacsv.read_csv(
                 path,
                 convert_options=pacsv.ConvertOptions(
-                    column_types=_all_text(path), strings_can_be_null=False, null_values=[]
+                    column_types=all_text_types(path), strings_can_be_null=False, null_values=[]
                 ),
             )
     except (pa.ArrowInvalid, OSError) as exc:
@@ -108,7 +108,7 @@ def _read_path(path: Path, label: str) -> pa.Table:
     )
 
 
-def _all_text(path: Path) -> dict[str, pa.DataType]:
+def all_text_types(path: Path) -> dict[str, pa.DataType]:
     reader = pacsv.open_csv(path)
     names = reader.schema.names
     reader.close()

@@ -20,6 +20,7 @@ from rxrisk.codesets import CATEGORIES
 from rxrisk.errors import InputError
 from rxrisk.kernels.distinct import C_BENZO_FILLS, C_OPIOID_FILLS, C_PHARMACIES, C_PRESCRIBERS
 from rxrisk.kernels.events import NO_DATE
+from rxrisk.kernels.member_scores import N_COUNTS, N_MME
 from rxrisk.kernels.windows import (
     C_BENZO_OVERLAP,
     C_CNS_OVERLAP,
@@ -60,39 +61,42 @@ def metric_columns(
     Parameters
     ----------
     metrics : MetricsConfig
-    rows : int array, selected rows ``m * k + j`` of the kernel outputs.
+    rows : int array, selected rows ``m * k + j`` of the kernel outputs, ascending.
     as_of_days : int32 array, the as-of day of each selected row.
-    raw : dict with the kernel output arrays ``counts``, ``mmes``, ``scalars_f``, ``scalars_i``.
+    raw : dict with the column-major kernel outputs ``ints`` and ``floats`` (see
+        :func:`rxrisk.kernels.member_scores.score_members`).
 
     Returns
     -------
     columns, nulls : dict
         Columns by output name; null masks of the nullable ones.
     """
-    counts = raw["counts"][rows]
-    mmes = raw["mmes"][rows]
-    sf = raw["scalars_f"][rows]
-    si = raw["scalars_i"][rows]
+    ints, floats = raw["ints"], raw["floats"]
+    if len(rows) != ints.shape[1]:  # a subset (all rows, ascending, are taken as they are)
+        ints = ints.take(rows, axis=1)
+        floats = floats.take(rows, axis=1)
+    nw = len(metrics.windows)
+    ci, cf = nw * N_COUNTS, nw * N_MME
     cols: dict[str, np.ndarray] = {}
     for wi, w in enumerate(metrics.windows):
         for name, c in _COUNT_COL.items():
-            cols[f"{name}_{w}d"] = counts[:, wi, c]
+            cols[f"{name}_{w}d"] = ints[wi * N_COUNTS + c]
         for name, c in _MME_COL.items():
-            cols[f"{name}_{w}d"] = mmes[:, wi, c]
-    cols["mme_today"] = sf[:, 0]
-    cols["mme_rolling_max"] = sf[:, 1]
-    cols["high_dose_run"] = si[:, 0]
-    cols["mat_fills"] = si[:, 1]
-    cols["naloxone_fills"] = si[:, 2]
-    cols[f"ed_visits_{metrics.ed_lookback_days}d"] = si[:, 3]
-    cols[f"overdoses_{metrics.dx_lookback_days}d"] = si[:, 4]
-    last = si[:, 5]
+            cols[f"{name}_{w}d"] = floats[wi * N_MME + c]
+    cols["mme_today"] = floats[cf]
+    cols["mme_rolling_max"] = floats[cf + 1]
+    cols["high_dose_run"] = ints[ci]
+    cols["mat_fills"] = ints[ci + 1]
+    cols["naloxone_fills"] = ints[ci + 2]
+    cols[f"ed_visits_{metrics.ed_lookback_days}d"] = ints[ci + 3]
+    cols[f"overdoses_{metrics.dx_lookback_days}d"] = ints[ci + 4]
+    last = ints[ci + 5]
     none = last == NO_DATE
     cols["last_emergency_date"] = np.where(none, 0, last).astype(np.int32)
     cols["days_since_emergency"] = np.where(none, 0, as_of_days.astype(np.int64) - last).astype(
         np.int32
     )
-    bits = si[:, 6]
+    bits = ints[ci + 6]
     for name, mask in _DX_BITS.items():
         cols[name] = (bits & mask) != 0
     nulls = {"last_emergency_date": none, "days_since_emergency": none}
@@ -143,16 +147,19 @@ def quarantine_table(
 ) -> pa.Table:
     """Rejected rows as read, with ``source``, ``row_number`` (1-based) and ``reject_reason``.
 
-    ``parts`` holds (source label, raw table, row indices, reason codes, reason names).
-    Columns of both inputs are unioned; a column whose types differ is written as text.
+    ``parts`` holds (source label, raw table, row indices, reason codes, reason names) and
+    optionally the 0-based input row numbers of those rows when ``raw`` is not the whole input
+    (streaming keeps only each batch's rejected rows). Columns of all parts are unioned; a
+    column whose types differ is written as text.
     """
     tables = []
-    for label, raw, rows, reason, reason_names in parts:
+    for label, raw, rows, reason, reason_names, *row_numbers in parts:
+        numbers = row_numbers[0] if row_numbers else rows
         taken = pa.table({name: take_rows(raw.column(name), rows) for name in raw.column_names})
         head = pa.table(
             {
                 "source": pa.array([label] * len(rows), pa.string()),
-                "row_number": pa.array(rows + 1, pa.int64()),
+                "row_number": pa.array(numbers + 1, pa.int64()),
                 "reject_reason": pa.array(reason_names, pa.string()).take(
                     pa.array(reason.astype(np.int32))
                 ),

@@ -21,18 +21,31 @@ from rxrisk.errors import InputError
 
 @dataclass
 class Clock:
-    """Seconds per stage, and an optional progress callback called as each stage ends."""
+    """Seconds per stage, and an optional progress callback.
 
-    progress: Callable[[str], None] | None = None
+    The callback is called as ``progress(stage)`` when a stage ends; on long streaming runs
+    its ``tick(what, n)`` method, if it has one, gets running counts (rows read, partitions
+    done).
+    """
+
+    progress: Callable[..., None] | None = None
     seconds: dict = field(default_factory=dict)
     _t: float = field(default_factory=time.perf_counter)
 
-    def lap(self, stage: str) -> None:
+    def lap(self, stage: str, *, quiet: bool = False) -> None:
+        """Add the time since the last lap to ``stage`` (and report it unless ``quiet``)."""
         now = time.perf_counter()
         self.seconds[stage] = round(self.seconds.get(stage, 0.0) + now - self._t, 6)
         self._t = now
-        if self.progress is not None:
+        if self.progress is not None and not quiet:
             self.progress(stage)
+
+    def tick(self, what: str, n: int) -> None:
+        """Report a running count to the callback's ``tick(what, n)`` method, if it has one
+        (the CLI's progress line; it decides how often to redraw)."""
+        tick = getattr(self.progress, "tick", None)
+        if tick is not None:
+            tick(what, n)
 
 
 @dataclass(frozen=True)
@@ -151,10 +164,13 @@ def ingest(
     return out
 
 
-def encode_used(data: Ingested, *, all_members: bool = False):
-    """Encode the used rows of both inputs into sorted :class:`rxrisk.encode.Claims`."""
-    from rxrisk.encode import DrugTable, encode
+def select_used(data: Ingested, *, all_members: bool = False) -> dict:
+    """The used rows of both inputs, ready for :func:`rxrisk.encode.encode`: filtered out of
+    the book and with ids trimmed (SPEC 1.1), plus the members seen (``--all-members``).
 
+    This is the end of validation (from buckets to the rows that count); the streaming path
+    does the same per batch. Returns the keyword arguments of ``encode`` but ``drugs``.
+    """
     ph, rows = data.pharmacy, data.pharmacy_rows
     used = data.used_pharmacy_rows()
     kept = keep_rows(
@@ -194,19 +210,30 @@ def encode_used(data: Ingested, *, all_members: bool = False):
                 "member_id has different types in pharmacy and medical; give both the same type"
             )
         extra = pa.chunked_array([c for s in seen for c in s.chunks], type=seen[0].type)
-    return encode(
-        pharmacy_member=inputs.clean_text(kept["member_id"]),
-        fill_date=kept["fill_date"],
-        quantity=kept["quantity"],
-        days_supply=kept["days_supply"],
-        prescriber=inputs.clean_text(kept["prescriber_id"]),
-        pharmacy=inputs.clean_text(kept["pharmacy_id"]),
-        ref_index=rows.ref_index[used],
-        input_row=used.astype(np.int64),
-        drugs=DrugTable.from_reference(data.reference),
-        extra_members=extra,
+    return {
+        "pharmacy_member": inputs.clean_text(kept["member_id"]),
+        "fill_date": kept["fill_date"],
+        "quantity": kept["quantity"],
+        "days_supply": kept["days_supply"],
+        "prescriber": inputs.clean_text(kept["prescriber_id"]),
+        "pharmacy": inputs.clean_text(kept["pharmacy_id"]),
+        "ref_index": rows.ref_index[used],
+        "input_row": used.astype(np.int64),
+        "extra_members": extra,
         **med_args,
-    )
+    }
+
+
+def encode_selected(selected: dict, reference: pa.Table):
+    """Encode the rows of :func:`select_used` into sorted :class:`rxrisk.encode.Claims`."""
+    from rxrisk.encode import DrugTable, encode
+
+    return encode(drugs=DrugTable.from_reference(reference), **selected)
+
+
+def encode_used(data: Ingested, *, all_members: bool = False):
+    """Encode the used rows of both inputs into sorted :class:`rxrisk.encode.Claims`."""
+    return encode_selected(select_used(data, all_members=all_members), data.reference)
 
 
 def config_digest(*parts: str) -> str:

@@ -128,11 +128,9 @@ def match_claim_ids(
     only rows whose hash equals another row's are compared as strings. ``row_bits``
     (tests only) widens the row field to force hash collisions.
     """
-    from rxrisk.kernels.strings import collision_runs, hash_ids, match_runs
+    from rxrisk.kernels.strings import hash_ids
 
     n = len(is_reversal)
-    reversed_ = np.zeros(n, bool)
-    duplicate = np.zeros(n, bool)
     include = is_reversal | is_candidate
     row_bits = row_bits or max(1, int(n).bit_length())
     # chunks are hashed on the numba threads' count of Python threads (the kernel releases
@@ -165,6 +163,33 @@ def match_claim_ids(
             [np.arange(s0, s0 + w) for (*_, s0), w in zip(jobs, written, strict=True)]
         )
         keys = keys[keep]
+    return _match_keys(keys, row_bits, claim_id, is_reversal, is_candidate)
+
+
+def match_claim_hashes(
+    hashes: np.ndarray,
+    claim_id: pa.ChunkedArray,
+    is_reversal: np.ndarray,
+    is_candidate: np.ndarray,
+):
+    """:func:`match_claim_ids` for rows whose claim-id hashes are already known (``hashes``:
+    int64 from :func:`rxrisk.kernels.strings.hash_strings`, -1 for blank ids)."""
+    n = len(hashes)
+    row_bits = max(1, int(n).bit_length())
+    hash_mask = np.int64((1 << (64 - row_bits)) - 1) if row_bits >= 2 else np.int64(-1)
+    rows = np.flatnonzero((hashes >= 0) & (is_reversal | is_candidate))
+    keys = (hashes[rows] & hash_mask).astype(np.uint64) << np.uint64(row_bits)
+    keys |= rows.astype(np.uint64)
+    return _match_keys(keys, row_bits, claim_id, is_reversal, is_candidate)
+
+
+def _match_keys(keys, row_bits, claim_id, is_reversal, is_candidate):
+    """Sort the (hash bits, row) keys, then compare strings within runs of equal hash bits."""
+    from rxrisk.kernels.strings import collision_runs, match_runs
+
+    n = len(is_reversal)
+    reversed_ = np.zeros(n, bool)
+    duplicate = np.zeros(n, bool)
     keys = sort_uint64(keys)
     rows, run_start = collision_runs(keys, row_bits)
     if len(rows):
@@ -188,10 +213,23 @@ def _status(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return np.append(paid, True)[codes], np.append(rev, False)[codes]
 
 
-def validate_pharmacy(
+@dataclass
+class PharmacyChecks:
+    """The row-local part of SPEC 1.5 (everything but claim-id matching), per input row."""
+
+    reason: np.ndarray  # int8 index into PHARMACY_REASONS, -1 when not rejected
+    is_reversal: np.ndarray  # bool: not rejected, status reversed
+    paid_ok: np.ndarray  # bool: not rejected, status paid
+    ref_row: np.ndarray  # int32 reference row of the normalised NDC, -1 none, -2 rejected
+    ndc_codes: np.ndarray  # int32 index into ndc_distinct, -1 for null input
+    ndc_distinct: pa.Array  # normalised distinct NDCs (null where not parseable)
+
+
+def check_pharmacy(
     cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int
-) -> PharmacyRows:
-    """Put every pharmacy row in its SPEC 1.5 bucket."""
+) -> PharmacyChecks:
+    """Rejection reasons, status and reference lookup of every row: all of SPEC 1.5 that
+    one row decides alone. Works on a whole book or on one batch of it."""
     n = len(cols)
     is_paid, is_rev = _status(cols.claim_status)
     ref_row, ndc_codes, ndc_distinct = _ndc_lookup(cols.ndc, reference_ndc)
@@ -211,22 +249,35 @@ def validate_pharmacy(
     ]
     reason = _first_reason(checks, n)
     ok = reason < 0
-    bucket = np.full(n, PHARMACY_BUCKETS.index("used"), np.int8)
-    bucket[~ok] = 0
-    reversal = ok & is_rev
-    bucket[reversal] = PHARMACY_BUCKETS.index("reversal")
-    paid_ok = ok & is_paid
-    reversed_, dup = match_claim_ids(cols.claim_id, reversal, paid_ok)
+    return PharmacyChecks(
+        reason=reason,
+        is_reversal=ok & is_rev,
+        paid_ok=ok & is_paid,
+        ref_row=ref_row,
+        ndc_codes=ndc_codes,
+        ndc_distinct=ndc_distinct,
+    )
+
+
+def validate_pharmacy(
+    cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int
+) -> PharmacyRows:
+    """Put every pharmacy row in its SPEC 1.5 bucket."""
+    c = check_pharmacy(cols, reference_ndc, max_days_supply=max_days_supply)
+    bucket = np.full(len(cols), PHARMACY_BUCKETS.index("used"), np.int8)
+    bucket[c.reason >= 0] = 0
+    bucket[c.is_reversal] = PHARMACY_BUCKETS.index("reversal")
+    reversed_, dup = match_claim_ids(cols.claim_id, c.is_reversal, c.paid_ok)
     bucket[reversed_] = PHARMACY_BUCKETS.index("reversed")
     bucket[dup] = PHARMACY_BUCKETS.index("duplicate")
-    untracked = paid_ok & ~reversed_ & ~dup & (ref_row < 0)
+    untracked = c.paid_ok & ~reversed_ & ~dup & (c.ref_row < 0)
     bucket[untracked] = PHARMACY_BUCKETS.index("untracked")
     return PharmacyRows(
         bucket=bucket,
-        reason=reason,
-        ref_index=np.where(ref_row >= 0, ref_row, -1),
-        ndc_codes=ndc_codes,
-        ndc_distinct=ndc_distinct,
+        reason=c.reason,
+        ref_index=np.where(c.ref_row >= 0, c.ref_row, -1),
+        ndc_codes=c.ndc_codes,
+        ndc_distinct=c.ndc_distinct,
     )
 
 

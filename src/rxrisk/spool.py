@@ -1,0 +1,149 @@
+"""Partitioned row storage for the streaming path: in memory up to a byte budget, then in
+Arrow IPC spill files (one per partition), read back one partition at a time.
+
+Rows keep their arrival order within a partition, so a partition read back is in input order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from rxrisk.errors import InputError
+
+
+class Spool:
+    """Rows split into ``n_parts`` partitions.
+
+    Parameters
+    ----------
+    name : str
+        Prefix of the spill files (``{name}-{part:05d}.arrow``).
+    n_parts : int
+        Number of partitions.
+    budget_bytes : int
+        Bytes held in memory before everything moves to spill files (0: spill at once).
+    spill_dir : path or None
+        Folder for the spill files (a private temporary folder is made inside it, or in the
+        system temporary folder when None, and removed by :meth:`close`).
+    """
+
+    def __init__(self, name: str, n_parts: int, *, budget_bytes: int, spill_dir=None):
+        self.name = name
+        self.n_parts = int(n_parts)
+        self.budget_bytes = int(budget_bytes)
+        self.spill_root = spill_dir
+        self.rows = 0
+        self.bytes_in_memory = 0
+        self.bytes_spilled = 0
+        self.schema: pa.Schema | None = None
+        self._memory: list[list[pa.Table]] = [[] for _ in range(self.n_parts)]
+        self._dir: Path | None = None
+        self._writers: dict[int, ipc.RecordBatchFileWriter] = {}
+
+    @property
+    def spilled(self) -> bool:
+        return self._dir is not None
+
+    def add(self, table: pa.Table, part: np.ndarray | None = None) -> None:
+        """Append the rows of ``table`` to their partitions (``part`` per row; -1 drops the
+        row; None puts every row in partition 0)."""
+        if self.schema is None:
+            self.schema = table.schema
+        elif table.schema != self.schema:
+            table = table.cast(self.schema)
+        if part is None:
+            pieces = [(0, table)] if table.num_rows else []
+        elif self.n_parts == 1:
+            keep = part >= 0
+            table = table if keep.all() else table.filter(pa.array(keep))
+            pieces = [(0, table)] if table.num_rows else []
+        else:
+            # a stable sort of 16-bit partition numbers is numpy's O(n) radix sort
+            small = part.astype(np.int16) if self.n_parts < (1 << 15) else part
+            order = np.argsort(small, kind="stable")
+            counts = np.bincount(part[part >= 0], minlength=self.n_parts)
+            first = len(part) - int(counts.sum())  # the -1 rows sort first
+            taken = table.take(pa.array(order[first:]))
+            bounds = np.concatenate([[0], np.cumsum(counts)])
+            pieces = [
+                (p, taken.slice(int(bounds[p]), int(counts[p])))
+                for p in range(self.n_parts)
+                if counts[p]
+            ]
+        for p, piece in pieces:
+            self.rows += piece.num_rows
+            if self.spilled:
+                self._write(p, piece)
+            else:
+                self._memory[p].append(piece)
+                self.bytes_in_memory += piece.nbytes
+        if not self.spilled and self.bytes_in_memory > self.budget_bytes:
+            self._spill()
+
+    def _spill(self) -> None:
+        root = self.spill_root
+        if root is not None and not Path(root).is_dir():
+            raise InputError(f"--spill-dir {root}: no such folder; create it or choose another")
+        self._dir = Path(tempfile.mkdtemp(prefix=f"rxrisk-{self.name}-", dir=root))
+        for p, pieces in enumerate(self._memory):
+            for piece in pieces:
+                self._write(p, piece)
+        self._memory = [[] for _ in range(self.n_parts)]
+        self.bytes_in_memory = 0
+
+    def _write(self, p: int, piece: pa.Table) -> None:
+        w = self._writers.get(p)
+        if w is None:
+            path = self._dir / f"{self.name}-{p:05d}.arrow"
+            w = self._writers[p] = ipc.new_file(str(path), self.schema)
+        w.write_table(piece)
+        self.bytes_spilled += piece.nbytes
+
+    def finish(self) -> None:
+        """Close the spill files (call once, after the last :meth:`add`)."""
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+
+    def read(self, p: int) -> pa.Table | None:
+        """The rows of partition ``p`` in arrival order (None when it has none)."""
+        if self.spilled:
+            path = self._dir / f"{self.name}-{p:05d}.arrow"
+            if not path.exists():
+                return None
+            with pa.OSFile(str(path)) as f:
+                return ipc.open_file(f).read_all()
+        pieces = self._memory[p]
+        return pa.concat_tables(pieces) if pieces else None
+
+    def release(self, p: int) -> None:
+        """Forget partition ``p`` (its memory or its spill file)."""
+        if self.spilled:
+            with contextlib.suppress(FileNotFoundError):
+                (self._dir / f"{self.name}-{p:05d}.arrow").unlink()
+        else:
+            self.bytes_in_memory -= sum(t.nbytes for t in self._memory[p])
+            self._memory[p] = []
+
+    def close(self) -> None:
+        """Close writers and remove every spill file."""
+        for w in self._writers.values():
+            with contextlib.suppress(Exception):
+                w.close()
+        self._writers.clear()
+        self._memory = [[] for _ in range(self.n_parts)]
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
