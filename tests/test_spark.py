@@ -332,6 +332,7 @@ def test_cli_engine_spark_reads_csv(spark, small_book, tmp_path):
         (["--quarantine", "q.csv"], "--quarantine is not available with --engine spark"),
         (["--all-members"], "--all-members is not available with --engine spark"),
         (["--master", "local[2]"], "--master is for --engine spark"),
+        (["--stream", "--partitions", "3"], "are for --engine local"),
     ],
 )
 def test_cli_usage_errors(tmp_path, capsys, extra, needle):

@@ -66,10 +66,11 @@ def _cmd_score(args) -> int:
     audit_path = check_output_path(args.audit, "--audit") if args.audit else None
     q_path = check_output_path(args.quarantine, "--quarantine") if args.quarantine else None
     if args.engine == "spark":
-        if args.mode is not None or args.batch_rows or args.partitions or args.memory_budget:
+        streaming = (args.batch_rows, args.partitions, args.memory_budget, args.spill_dir)
+        if args.mode is not None or any(v is not None for v in streaming):
             raise InputError(
-                "--stream, --in-memory, --batch-rows, --partitions and --memory-budget are for "
-                "--engine local; Spark partitions the book itself"
+                "--stream, --in-memory, --batch-rows, --partitions, --memory-budget and "
+                "--spill-dir are for --engine local; Spark partitions the book itself"
             )
         return _score_spark(args, out, audit_path)
     if args.master is not None:

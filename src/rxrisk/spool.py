@@ -41,7 +41,6 @@ class Spool:
         self.spill_root = spill_dir
         self.rows = 0
         self.bytes_in_memory = 0
-        self.bytes_spilled = 0
         self.schema: pa.Schema | None = None
         self._memory: list[list[pa.Table]] = [[] for _ in range(self.n_parts)]
         self._dir: Path | None = None
@@ -104,7 +103,6 @@ class Spool:
             path = self._dir / f"{self.name}-{p:05d}.arrow"
             w = self._writers[p] = ipc.new_file(str(path), self.schema)
         w.write_table(piece)
-        self.bytes_spilled += piece.nbytes
 
     def finish(self) -> None:
         """Close the spill files (call once, after the last :meth:`add`)."""

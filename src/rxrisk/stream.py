@@ -297,11 +297,11 @@ class StreamedBook:
 
     audit_blocks: dict
     fills: Spool
+    dropped_rows: np.ndarray  # sorted input rows of tracked fills that are reversed / duplicate
     events: Spool | None
     members: Spool | None
     quarantine: pa.Table | None
     n_parts: int
-    spilled_bytes: int
     member_type: pa.DataType
 
     def close(self) -> None:
@@ -369,7 +369,7 @@ def ingest_stream(
     members = (
         Spool("members", n_parts, budget_bytes=budget, spill_dir=spill_dir) if all_members else None
     )
-    quarantined: list[tuple[str, pa.Table, np.ndarray, np.ndarray, tuple[str, ...]]] = []
+    rejected = _Rejected() if quarantine else None
     try:
         counts = _pharmacy_pass(
             ph,
@@ -378,12 +378,11 @@ def ingest_stream(
             claims,
             fills,
             members,
-            quarantined if quarantine else None,
+            rejected,
             n_parts,
             clock,
         )
         ph_block, drop = _match(claims, counts, clock)
-        spilled = claims.bytes_spilled
         claims.close()
         md_block = validate.empty_medical_counts()
         if md is not None:
@@ -392,7 +391,7 @@ def ingest_stream(
                 config.codesets,
                 events,
                 members,
-                quarantined if quarantine else None,
+                rejected,
                 n_parts,
                 clock,
             )
@@ -406,21 +405,19 @@ def ingest_stream(
             if s is not None:
                 s.close()
         raise
-    fills.drop_rows = drop
     q = None
     if quarantine:
         from rxrisk.outputs import quarantine_table
 
-        q = quarantine_table(quarantined)
-    spilled += sum(s.bytes_spilled for s in (fills, events, members) if s is not None)
+        q = quarantine_table(rejected.parts)
     return StreamedBook(
         audit_blocks={"pharmacy": ph_block, "medical": md_block},
         fills=fills,
+        dropped_rows=drop,
         events=events,
         members=members,
         quarantine=q,
         n_parts=n_parts,
-        spilled_bytes=spilled,
         member_type=ph_types.member_id.type,
     )
 
@@ -449,14 +446,13 @@ def _timed_batches(
 
 
 def _pharmacy_pass(
-    src, ref_ndc, max_days_supply, claims, fills, members, quarantined, n_parts, clock
+    src, ref_ndc, max_days_supply, claims, fills, members, rejected, n_parts, clock
 ) -> dict:
     reason_counts = _Counts(validate.PHARMACY_REASONS)
     n_reversal = 0
     n_tracked = 0
     n_untracked = 0
     rows_read = 0
-    first_schema = None
     for r0, t in _timed_batches(src, clock, "validate", "pharmacy"):
         cols = inputs.conform_pharmacy(inputs.Source(t, src.name))
         c = validate.check_pharmacy(cols, ref_ndc, max_days_supply=max_days_supply)
@@ -507,15 +503,10 @@ def _pharmacy_pass(
             fills.add(table, member_parts(kept["member_id"], n_parts))
         if members is not None:
             _add_members(members, cols.member_id, c.reason != 0, n_parts)
-        if quarantined is not None:
-            first_schema = first_schema or t.schema
-            if (c.reason >= 0).any():
-                bad = np.flatnonzero(c.reason >= 0)
-                quarantined.append(
-                    _rejected("pharmacy", t, bad, r0, c.reason[bad], validate.PHARMACY_REASONS)
-                )
-    if quarantined is not None and not any(q[0] == "pharmacy" for q in quarantined):
-        quarantined.append(_no_rejected("pharmacy", first_schema, validate.PHARMACY_REASONS))
+        if rejected is not None:
+            rejected.add("pharmacy", t, r0, c.reason, validate.PHARMACY_REASONS)
+    if rejected is not None:
+        rejected.end_input("pharmacy", validate.PHARMACY_REASONS)
     claims.finish()
     return {
         "rows_read": rows_read,
@@ -526,14 +517,28 @@ def _pharmacy_pass(
     }
 
 
-def _rejected(label, t, bad, r0, reason, names):
-    taken = pa.table({name: take_rows(t.column(name), bad) for name in t.column_names})
-    return (label, taken, np.arange(len(bad)), reason, names, bad + r0)
+class _Rejected:
+    """Each batch's rejected rows as read, with their input row numbers, for the quarantine."""
 
+    def __init__(self):
+        self.parts: list[tuple] = []
+        self._schema: pa.Schema | None = None
 
-def _no_rejected(label, schema, names):
-    none = np.zeros(0, np.int64)
-    return (label, schema.empty_table(), none, np.zeros(0, np.int8), names, none)
+    def add(self, label: str, t: pa.Table, r0: int, reason: np.ndarray, names) -> None:
+        self._schema = self._schema or t.schema
+        bad = np.flatnonzero(reason >= 0)
+        if len(bad):
+            taken = pa.table({name: take_rows(t.column(name), bad) for name in t.column_names})
+            self.parts.append((label, taken, np.arange(len(bad)), reason[bad], names, bad + r0))
+
+    def end_input(self, label: str, names) -> None:
+        """After an input's last batch: a zero-row part when it had no rejected row, so the
+        quarantine keeps its columns (as in memory)."""
+        if not any(p[0] == label for p in self.parts):
+            none = np.zeros(0, np.int64)
+            empty = self._schema.empty_table()
+            self.parts.append((label, empty, none, np.zeros(0, np.int8), names, none))
+        self._schema = None
 
 
 def _add_members(members: Spool, member_id: pa.ChunkedArray, keep: np.ndarray, n_parts) -> None:
@@ -592,10 +597,9 @@ def _match(claims: Spool, counts: dict, clock) -> tuple[dict, np.ndarray]:
     return block, drop_rows
 
 
-def _medical_pass(src, codesets, events, members, quarantined, n_parts, clock) -> dict:
+def _medical_pass(src, codesets, events, members, rejected, n_parts, clock) -> dict:
     reason_counts = _Counts(validate.MEDICAL_REASONS)
     buckets = np.zeros(len(validate.MEDICAL_BUCKETS), np.int64)
-    first_schema = None
     for r0, t in _timed_batches(src, clock, "validate", "medical"):
         cols = inputs.conform_medical(inputs.Source(t, src.name))
         rows = validate.validate_medical(cols, codesets)
@@ -617,15 +621,10 @@ def _medical_pass(src, codesets, events, members, quarantined, n_parts, clock) -
             )
         if members is not None:
             _add_members(members, cols.member_id, rows.reason != 0, n_parts)
-        if quarantined is not None:
-            first_schema = first_schema or t.schema
-            if (rows.reason >= 0).any():
-                bad = np.flatnonzero(rows.reason >= 0)
-                quarantined.append(
-                    _rejected("medical", t, bad, r0, rows.reason[bad], validate.MEDICAL_REASONS)
-                )
-    if quarantined is not None and not any(q[0] == "medical" for q in quarantined):
-        quarantined.append(_no_rejected("medical", first_schema, validate.MEDICAL_REASONS))
+        if rejected is not None:
+            rejected.add("medical", t, r0, rows.reason, validate.MEDICAL_REASONS)
+    if rejected is not None:
+        rejected.end_input("medical", validate.MEDICAL_REASONS)
     r = reason_counts.reason
     return {
         "rows_read": int(reason_counts.rows),
@@ -670,7 +669,7 @@ def score_stream(
             f = book.fills.read(p)
             f = _empty_fills(book.fills, book.member_type) if f is None else f
             row = to_numpy(f.column("row"), np.int64)
-            drop = book.fills.drop_rows
+            drop = book.dropped_rows
             if len(drop) and len(row):
                 pos = np.minimum(np.searchsorted(drop, row), len(drop) - 1)
                 keep = drop[pos] != row
