@@ -486,21 +486,29 @@ def _pharmacy_pass(
         if tracked.any():
             kept = keep_rows(
                 {
-                    "row": pa.array(row),
                     "member_id": cols.member_id,
                     "fill_date": cols.fill_date,
                     "quantity": cols.quantity,
-                    "days_supply": cols.days_supply.cast(pa.int64()),
+                    "days_supply": cols.days_supply,
                     "prescriber_id": cols.prescriber_id,
                     "pharmacy_id": cols.pharmacy_id,
-                    "ref_index": pa.array(c.ref_row.astype(np.int32)),
                 },
                 tracked,
             )
-            for k in ("member_id", "prescriber_id", "pharmacy_id"):
-                kept[k] = inputs.clean_text(kept[k])
-            table = pa.table(kept)
-            fills.add(table, member_parts(kept["member_id"], n_parts))
+            member = inputs.clean_text(kept["member_id"])
+            table = pa.table(
+                {
+                    "row": row[tracked],
+                    "member_id": member,
+                    "fill_date": kept["fill_date"],
+                    "quantity": kept["quantity"],
+                    "days_supply": kept["days_supply"].cast(pa.int64()),
+                    "prescriber_id": inputs.clean_text(kept["prescriber_id"]),
+                    "pharmacy_id": inputs.clean_text(kept["pharmacy_id"]),
+                    "ref_index": c.ref_row[tracked].astype(np.int32, copy=False),
+                }
+            )
+            fills.add(table, member_parts(member, n_parts))
         if members is not None:
             _add_members(members, cols.member_id, c.reason != 0, n_parts)
         if rejected is not None:
