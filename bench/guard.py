@@ -15,6 +15,11 @@ ratio (the two measurements of a round are adjacent in time), compared with a bo
 - ``peer_over_metric_stages`` (higher is better): the DuckDB peer query of the window metrics
   (``bench/peer_duckdb.py``, the engine's used fills as input) over the engine's metric stages
   (encode + kernels + rules, from the audit of the adjacent ``rxrisk.score`` run);
+- ``edits_over_score_skewed`` (lower is better): ``rxrisk.replay_edits`` end to end over
+  ``rxrisk.score`` end to end on the skewed book: the book plus one member with
+  ``--skew-claims`` (default 1,000,000) heavily overlapping opioid and benzodiazepine claims in
+  one year (``bench/bench_edits.py``; written once next to the book). The replay must stay
+  O(n log n) per member: a quadratic one takes minutes on that member, ``score`` seconds.
 - ``kernel_cpu_speedup_2v1`` (higher is better): the scoring kernels on the encoded claims,
   CPU seconds with 1 thread over the CPU seconds of the busier of the 2 threads (the calling
   thread is one of numba's team). When another process holds one of 2 cores, the wall-time
@@ -26,12 +31,12 @@ ratio (the two measurements of a round are adjacent in time), compared with a bo
   by default), so a thread's CPU time is its work and a spinning thread cannot take a core
   from the measurement next to it.
 
-The first two checks run numba, DuckDB and Arrow on ``--threads`` threads, default 1: then
+The first three checks run numba, DuckDB and Arrow on ``--threads`` threads, default 1: then
 each side of a ratio is serial, and another process taking one core (the usual noise on a
 shared machine) slows neither, where with 2 threads it slows the more parallel side (DuckDB,
 the Arrow read) up to 2x more than the engine's serial parts and moves the ratio by as much.
 It also makes the ratios mean the same on a CI machine with more cores. The engine's
-parallelism is what the third check is for. A failing check is measured again once
+parallelism is what the last check is for. A failing check is measured again once
 and fails only if the second measurement fails too (``--no-confirm`` to turn off): a real
 regression is there every time, a burst of load is not. The book (100K members, seed 1) is
 generated once and cached in the temp dir; the engine, DuckDB and the page cache are warmed
@@ -54,6 +59,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from _common import MEDICAL_COLUMNS, PHARMACY_COLUMNS, ensure_book
+from bench_edits import ensure_skewed_book
 
 AS_OF = "2025-12-31"
 BOUNDS = Path(__file__).with_name("bounds.toml")
@@ -62,12 +68,14 @@ BOUNDS = Path(__file__).with_name("bounds.toml")
 CHECKS = {
     "score_over_read": ("max", "rxrisk.score end to end / pyarrow read of the same columns"),
     "peer_over_metric_stages": ("min", "DuckDB peer query / engine encode+kernels+rules"),
+    "edits_over_score_skewed": ("max", "rxrisk.replay_edits / rxrisk.score, skewed book"),
     "kernel_cpu_speedup_2v1": ("min", "kernel CPU s, 1 thread / busier of 2 threads"),
 }
 #: which measurement produces each check (a confirm run repeats the measurement once)
 GROUP = {
     "score_over_read": "engine",
     "peer_over_metric_stages": "engine",
+    "edits_over_score_skewed": "skewed",
     "kernel_cpu_speedup_2v1": "kernels",
 }
 
@@ -92,7 +100,7 @@ def _ratio(num: list, den: list, num_name: str, den_name: str) -> dict:
 class Bench:
     """The book, the warmed engine and references; ``engine`` and ``kernels_scaling`` measure."""
 
-    def __init__(self, book: Path, threads: int):
+    def __init__(self, book: Path, threads: int, skewed: Path | None = None):
         import duckdb
         import numba
         from peer_duckdb import peer_metrics, used_fills
@@ -116,6 +124,10 @@ class Bench:
         self.con = duckdb.connect()
         self.con.execute(f"SET threads = {self.threads}")
         self.peer()
+
+        self.skewed_book = skewed
+        if skewed is not None:  # warm both on it (page cache; numba's replay kernel)
+            self.skewed(1)
 
         cfg = load_config()
         self.metrics, self.days = cfg.metrics, parse_as_of(AS_OF)
@@ -166,6 +178,17 @@ class Bench:
             "score_over_read": _ratio(score_s, read_s, "score_s", "read_s"),
             "peer_over_metric_stages": _ratio(peer_s, metric_s, "peer_s", "metric_stages_s"),
         }
+
+    def skewed(self, rounds: int) -> dict:
+        """edits_over_score_skewed: interleaved replay_edits and score on the skewed book."""
+        from bench_edits import edits_over_score
+
+        ph, md = (
+            str(self.skewed_book / "pharmacy.parquet"),
+            str(self.skewed_book / "medical.parquet"),
+        )
+        figure = edits_over_score(ph, md, rounds, self.threads, warm=False)
+        return {"edits_over_score_skewed": figure}
 
     def kernels_scaling(self, rounds: int, calls: int) -> dict:
         """kernel_cpu_speedup_2v1 (CPU time) and, for information, the wall-time speed-up."""
@@ -233,13 +256,20 @@ def main(argv=None) -> int:
     p.add_argument("--book", type=Path, default=None, help="book folder (generated if missing)")
     p.add_argument("--bounds", type=Path, default=BOUNDS)
     p.add_argument("--rounds", type=int, default=7, help="interleaved engine rounds")
+    p.add_argument("--skew-rounds", type=int, default=3, help="edits/score rounds, skewed book")
+    p.add_argument(
+        "--skew-claims",
+        type=int,
+        default=1_000_000,
+        help="claims of the skewed book's one crowded member",
+    )
     p.add_argument("--kernel-rounds", type=int, default=5, help="rounds of 1 vs 2 threads")
     p.add_argument("--kernel-calls", type=int, default=10, help="kernel calls per measurement")
     p.add_argument(
         "--threads",
         type=int,
         default=1,
-        help="numba, DuckDB and Arrow threads of the first two checks (bounds.toml is for 1)",
+        help="numba, DuckDB and Arrow threads of the first three checks (bounds.toml is for 1)",
     )
     p.add_argument(
         "--no-confirm", dest="confirm", action="store_false", help="no second try of a failure"
@@ -255,13 +285,16 @@ def main(argv=None) -> int:
         args.book or Path(tempfile.gettempdir()) / f"rxrisk-guard-book-{args.members}-{args.seed}"
     )
     ensure_book(book, args.members, args.seed)
+    skewed = book.with_name(f"{book.name}-skew-{args.skew_claims}")
+    ensure_skewed_book(skewed, book, args.skew_claims, args.seed, same_day=False)
 
-    bench = Bench(book, args.threads)
+    bench = Bench(book, args.threads, skewed)
     measure = {
         "engine": lambda: bench.engine(args.rounds),
+        "skewed": lambda: bench.skewed(args.skew_rounds),
         "kernels": lambda: bench.kernels_scaling(args.kernel_rounds, args.kernel_calls),
     }
-    first = {**measure["engine"](), **measure["kernels"]()}
+    first = {**measure["engine"](), **measure["skewed"](), **measure["kernels"]()}
     status = {name: verdict(name, first[name], bounds[name]) for name in CHECKS}
     attempts = {name: [first[name]] for name in CHECKS}
     if args.confirm:
@@ -288,6 +321,7 @@ def main(argv=None) -> int:
     if args.json:
         out = {
             "book": str(book),
+            "skewed_book": str(skewed),
             "members": args.members,
             "threads": bench.threads,
             "threading_layer": bench.layer,

@@ -1,4 +1,4 @@
-"""A peer implementation of the core SPEC 2 metrics in DuckDB SQL, to compare with ``rxrisk.score``.
+"""A peer implementation of the core metrics in DuckDB SQL, to compare with ``rxrisk.score``.
 
 Written the way an analyst would: the engine's validated *used* pharmacy fills go in as one Arrow
 table (so that metrics, not validation, are compared), then plain SQL expands every fill to the days

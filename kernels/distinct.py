@@ -1,4 +1,4 @@
-"""Fill counts and distinct prescribers / pharmacies per window (SPEC 2)."""
+"""Fill counts and distinct prescribers / pharmacies per window."""
 
 from rxrisk.kernels._jit import ngjit
 from rxrisk.kernels.roles import BENZO, MAT, NALOXONE, OPIOID

@@ -1,4 +1,4 @@
-"""Medical lookbacks over category bitmasks (SPEC 2, medical)."""
+"""Medical lookbacks over category bitmasks."""
 
 from rxrisk.kernels._jit import ngjit
 

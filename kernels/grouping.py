@@ -22,7 +22,7 @@ import numpy as np
 from numba import prange
 
 from rxrisk.kernels._jit import ngjit
-from rxrisk.kernels.fills import covered, daily
+from rxrisk.kernels.fills import covered_of, daily, last_day, supply_days
 
 _SMALL_GROUP = 32  # longer runs of one member are sorted by day with a merge sort
 
@@ -381,14 +381,14 @@ def _scatter_fills(fill_key, fills, drugs, bucket, cursor, per_chunk, r_key, r_i
             slot[b] = p + 1
             r = ref_index[i]
             q = quantity[i]
-            ds = covered(days_supply[i], q, days_per_unit[r])
+            ds = supply_days(days_supply[i], q, days_per_unit[r])
             s = np.int64(day[i])
             rl = drug_role[r]
             r_key[p, 0] = f_hi[i]
             r_key[p, 1] = f_lo[i]
             r_key[p, 2] = f_len[i]
             r_int[p, 0] = s
-            r_int[p, 1] = s + ds - 1
+            r_int[p, 1] = last_day(s, covered_of(ds))
             r_int[p, 2] = prescriber[i]
             r_int[p, 3] = pharmacy[i]
             r_int[p, 4] = rl

@@ -64,7 +64,7 @@ def score_members(
     floats,
     present,
 ):
-    """Compute the SPEC 2 metrics for members ``0 .. len(fill_offsets) - 2``.
+    """Compute the metrics for members ``0 .. len(fill_offsets) - 2``.
 
     Parameters
     ----------
@@ -88,7 +88,7 @@ def score_members(
         overdoses, last emergency day (or ``NO_DATE``), category bits.
     floats : float64 (n_float_columns(n_windows), n_members * k) output: for window w, row
         ``w * 3 + c`` holds mme total, average, peak; then mme_today, mme_rolling_max.
-    present : bool (n_members * k) output: the member has a row for that as-of (SPEC 4).
+    present : bool (n_members * k) output: the member has a row for that as-of.
 
     The outputs must come in zeroed: only values that may differ from 0 are written (members
     without fills, or without opioid coverage, leave most columns untouched).

@@ -1,7 +1,7 @@
 """Byte-level scans of Arrow string buffers: blank detection and claim-id matching.
 
 Strings arrive as (offsets int64[n + 1], data uint8, null bool[n]); "trimmed" means without
-surrounding space, tab, CR and LF (SPEC 1.1), and a trimmed-empty string counts as null.
+surrounding space, tab, CR and LF, and a trimmed-empty string counts as null.
 """
 
 import numpy as np
@@ -148,7 +148,7 @@ def collision_runs(keys, row_bits):
 
 @ngjit
 def match_runs(run_start, offsets, data, null, is_reversal, is_candidate):
-    """Reversal matching and first-occurrence de-duplication within hash runs (SPEC 1.5).
+    """Reversal matching and first-occurrence de-duplication within hash runs.
 
     Arrays are local to the rows of the runs (``collision_runs``), in run order, input order
     within a run. Within a run the actual trimmed strings are compared, so hash collisions

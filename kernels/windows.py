@@ -1,4 +1,4 @@
-"""Window metrics over a member's daily timeline (SPEC 2): totals, averages, peaks,
+"""Window metrics over a member's daily timeline: totals, averages, peaks,
 high-dose days, overlap days and the longest high-dose run, and the rolling maximum.
 
 The day arrays cover only the member's opioid days ``first .. last`` of the timeline (days

@@ -278,9 +278,10 @@ REJECTION_ROWS = [
     # (row, expected label)
     (fill(None, -9, OXY, 2.0, 10), "rejected:member_id"),
     (fill("  ", -9, OXY, 2.0, 10), "rejected:member_id"),
-    (fill("", None, None, None, None, status="X"), "rejected:member_id"),
+    # the NDC is tested first: a null or bad NDC is rejected for it whatever else is wrong
+    (fill("", None, None, None, None, status="X"), "rejected:ndc"),
     (fill("M1", None, OXY, 2.0, 10), "rejected:fill_date"),
-    (fill("M1", None, "bad", None, 0, status="X"), "rejected:fill_date"),
+    (fill("M1", None, "bad", None, 0, status="X"), "rejected:ndc"),
     (fill("M1", -9, None, 2.0, 10), "rejected:ndc"),
     (fill("M1", -9, "12345", 2.0, 10), "rejected:ndc"),
     (fill("M1", -9, "9999988000", None, None, status="X"), "rejected:ndc"),
@@ -312,8 +313,9 @@ BUCKET_ROWS = [
     (fill("M1", -9, OXY, -2.0, -10, claim_id="C1", status="R"), "reversal"),
     (fill("M1", -9, OXY, 2.0, 10, claim_id=" C1 ", status="PAID"), "reversed"),
     (fill("M1", -9, OXY, 2.0, 10, claim_id="C2", status=None), "duplicate"),
+    # an untracked row takes no part in claim-id matching: the later C3 is not a duplicate
     (fill("M1", -9, UNTRACKED, 2.0, 10, claim_id="C3", status=""), "untracked"),
-    (fill("M1", -9, OXY, 2.0, 10, claim_id="C3", status="p"), "duplicate"),
+    (fill("M1", -9, OXY, 2.0, 10, claim_id="C3", status="p"), "used"),
     (fill("M1", -9, OXY, 2.0, 10, claim_id=None, status=" Reversed "), "reversal"),
     (fill("M1", -9, OXY, 2.0, 10, claim_id=None), "used"),
     (fill("M1", -9, OXY, 2.0, 10, claim_id=None), "used"),
@@ -342,6 +344,89 @@ NDC_FORM_ROWS = [
 ]
 _add("ndc_forms", [r for r, _ in NDC_FORM_ROWS])
 
+# The order of the tests: NDC first, then untracked rows (never checked further, never in
+# claim-id matching), then the other reasons.
+BUCKET_ORDER_ROWS = [
+    # untracked rows with a bad date / quantity / member / status / days supply: untracked
+    (fill("M1", None, UNTRACKED, 2.0, 10), "untracked"),
+    (fill("M1", -9, UNTRACKED, -1.0, 10), "untracked"),
+    (fill("M1", -9, UNTRACKED, float("nan"), 10), "untracked"),
+    (fill(None, -9, UNTRACKED, 2.0, 10), "untracked"),
+    (fill("  ", -9, UNTRACKED, 2.0, 10), "untracked"),
+    (fill("M1", -9, UNTRACKED, 2.0, 0), "untracked"),
+    (fill("M1", -9, UNTRACKED, 2.0, 10, status="void"), "untracked"),
+    (fill(None, None, UNTRACKED, None, None, status="X"), "untracked"),
+    (fill("M1", -9, UNTRACKED, 1e308, 30), "untracked"),
+    # a null or bad NDC is rejected for it even when the member id is null too
+    (fill(None, -9, None, 2.0, 10), "rejected:ndc"),
+    (fill(None, None, "bad", None, None, status="X"), "rejected:ndc"),
+    (fill("M1", -9, None, 2.0, 10, claim_id="K0", status="R"), "rejected:ndc"),
+    # an untracked reversal does not reverse the tracked paid row with its claim id
+    (fill("M1", -9, UNTRACKED, None, None, claim_id="K1", status="R"), "untracked"),
+    (fill("M1", -9, OXY, 2.0, 10, claim_id="K1"), "used"),
+    # an untracked paid row first does not make the tracked one with its claim id a duplicate
+    (fill("M1", -9, UNTRACKED, 2.0, 10, claim_id="K2"), "untracked"),
+    (fill("M1", -9, OXY, 2.0, 10, claim_id="K2"), "used"),
+    # nor is an untracked row after a tracked one a duplicate
+    (fill("M1", -9, OXY, 2.0, 10, claim_id="K3"), "used"),
+    (fill("M1", -9, UNTRACKED, 2.0, 10, claim_id="K3"), "untracked"),
+    # a tracked reversal leaves an untracked paid row with its claim id untracked
+    (fill("M1", -9, OXY, None, None, claim_id="K4", status="R"), "reversal"),
+    (fill("M1", -9, UNTRACKED, 2.0, 10, claim_id="K4"), "untracked"),
+    # the rejected ndc row with K0 (a reversal) reverses nothing
+    (fill("M1", -9, OXY, 2.0, 10, claim_id="K0"), "used"),
+    # tracked rows are still checked in order: member id, fill date, status, quantity, ds
+    (fill(None, None, OXY, None, None, status="X"), "rejected:member_id"),
+    (fill("M1", None, OXY, None, None, status="X"), "rejected:fill_date"),
+]
+_add("bucket_order", [r for r, _ in BUCKET_ORDER_ROWS])
+
+MEDICAL_ORDER_ROWS = [
+    # a valid code in no category: unclassified, whatever the member id and date
+    (med(None, None, "ICD10CM", "J45.909"), "unclassified"),
+    (med("M1", None, "ICD10CM", "J45.909"), "unclassified"),
+    (med("  ", -5, "CPT", "99999"), "unclassified"),
+    # code type and code are tested first
+    (med(None, None, "ICD9CM", "304.00"), "rejected:code_type"),
+    (med(None, -5, None, "F11.20"), "rejected:code_type"),
+    (med(None, None, "ICD10CM", None), "rejected:code"),
+    (med("M1", None, "ICD10CM", " "), "rejected:code"),
+    # then the member id and the date of a classified row
+    (med(None, None, "ICD10CM", "F11.20"), "rejected:member_id"),
+    (med("M1", None, "ICD10CM", "F11.20"), "rejected:service_date"),
+    (med("M1", -5, "REV", "0450"), "used"),
+]
+_add(
+    "medical_order",
+    [fill("M1", -9, OXY, 2.0, 10)],
+    [r for r, _ in MEDICAL_ORDER_ROWS],
+)
+
+FAR_FUTURE = dt.date(9999, 12, 31)  # the last date an as-of date can be
+
+# Huge quantities: coverage never overflows; a non-finite daily MME is rejected (quantity).
+HUGE_QUANTITY_ROWS = [
+    # 1e9 fentanyl patches: 3e9 covered days (to the end of every window, even at 9999-12-31),
+    # daily MME 25 x 1e9 / 3e9 x 7.2 = 60
+    (fill("H1", -29, FENT, 1e9, 30), "used"),
+    # 25 x 1e308 overflows: no finite daily MME
+    (fill("H2", -9, FENT, 1e308, 30), "rejected:quantity"),
+    (fill("H3", -9, OXY, 1e308, 30), "rejected:quantity"),
+    # a patch's MME does not depend on the input days supply: quantity is tested first
+    (fill("H4", -9, FENT, 1e308, 0), "rejected:quantity"),
+    # no days of supply to divide by: the days supply decides
+    (fill("H5", -9, OXY, 1e308, 0), "rejected:days_supply"),
+    # no MME factor (buprenorphine pain patch) or no MME (benzodiazepine): used, coverage
+    # capped far beyond every date
+    (fill("H6", -9, BUP_PATCH, 1e308, 30), "used"),
+    (fill("H7", -9, ALPRAZ, 1e308, 30), "used"),
+    # 1e300 patches: 3e300 days, MME 25 x 1e300 / 3e300 x 7.2 = 60
+    (fill("H8", -9, FENT, 1e300, 30), "used"),
+    # reversals are not checked for quantity
+    (fill("H9", -9, FENT, 1e308, 30, claim_id="HR", status="R"), "reversal"),
+]
+_add("huge_quantity", [r for r, _ in HUGE_QUANTITY_ROWS], as_of=[A, day(400), FAR_FUTURE])
+
 MEDICAL_NEAR_MISS_ROWS = [
     (med("M1", -10, "ICD10CM", "T40.2X5A"), "unclassified"),  # adverse effect
     (med("M1", -10, "ICD10CM", "T40.2X1D"), "unclassified"),  # subsequent encounter
@@ -365,7 +450,7 @@ MEDICAL_NEAR_MISS_ROWS = [
     (med(None, -10, "ICD10CM", "F11.20"), "rejected:member_id"),
     (med("", -10, "ICD10CM", "F11.20"), "rejected:member_id"),
     (med("M1", None, "ICD10CM", "F11.20"), "rejected:service_date"),
-    (med("M1", None, None, None), "rejected:service_date"),
+    (med("M1", None, None, None), "rejected:code_type"),  # the code type is tested first
     (med("M1", -10, None, "F11.20"), "rejected:code_type"),
     (med("M1", -10, " ", "F11.20"), "rejected:code_type"),
     (med("M1", -10, "ICD9CM", "304.00"), "rejected:code_type"),

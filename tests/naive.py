@@ -200,6 +200,8 @@ def _all_digits(text: str) -> bool:
 
 def round_half_up(x: float) -> int:
     """Round the exact value of the float ``x`` to the nearest integer, halves away from 0."""
+    if abs(x) >= 2.0**52:  # already an integer (and past the precision of quantize)
+        return int(x)
     return int(Decimal(x).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
@@ -377,14 +379,20 @@ class Event:
     categories: frozenset[str]
 
 
-def _covered_days(quantity: float, days_supply: int, entry: dict[str, Any]) -> int:
+def _covered_days(quantity: float, days_supply: int, entry: dict[str, Any]) -> int | float:
+    """Days of supply after the patch rewrite; ``math.inf`` when quantity x days_per_unit
+    is not finite (exact integers otherwise: Python ints never overflow, so coverage is
+    never cut short here)."""
     days_per_unit = entry.get("days_per_unit")
     if days_per_unit is not None:
-        return max(1, round_half_up(quantity * days_per_unit))
+        product = quantity * days_per_unit
+        if not math.isfinite(product):
+            return math.inf
+        return max(1, round_half_up(product))
     return int(days_supply)
 
 
-def _daily_mme(quantity: float, ds: int, entry: dict[str, Any]) -> float:
+def _daily_mme(quantity: float, ds: int | float, entry: dict[str, Any]) -> float:
     if entry.get("drug_class") != "opioid":
         return 0.0
     factor = entry.get("mme_factor")
@@ -395,8 +403,30 @@ def _daily_mme(quantity: float, ds: int, entry: dict[str, Any]) -> float:
     return strength * quantity / ds * factor
 
 
+def _mme_not_finite(quantity: float, days_supply: Any, entry: dict[str, Any], max_ds: int) -> bool:
+    """A paid opioid row whose daily MME is not finite (rejected with reason quantity).
+
+    READING: checked only where the MME is defined (opioid with a strength and a factor) and
+    its days of supply are known (a patch's rewrite, or a valid days_supply); otherwise the
+    days_supply check decides.
+    """
+    if entry.get("drug_class") != "opioid":
+        return False
+    if entry.get("mme_factor") is None or entry.get("strength_per_unit") is None:
+        return False
+    if entry.get("days_per_unit") is None and not _valid_days_supply(days_supply, max_ds):
+        return False
+    ds = _covered_days(quantity, days_supply, entry)
+    return not math.isfinite(_daily_mme(quantity, ds, entry))
+
+
 def _pharmacy_pass(rows, reference, cfg):
-    """Bucket every pharmacy row (SPEC 1.5). Returns (labels, used fills)."""
+    """Bucket every pharmacy row (SPEC 1.5). Returns (labels, used fills).
+
+    Order: ndc rejected; untracked (NDC not in the reference: nothing else is checked and
+    the row takes no part in claim-id matching); the other rejection reasons; reversal;
+    reversed; duplicate; used.
+    """
     max_ds = cfg["max_days_supply"]
     parsed = []
     for row in rows:
@@ -406,23 +436,29 @@ def _pharmacy_pass(rows, reference, cfg):
         status = _claim_status(row.get("claim_status"))
         quantity = row.get("quantity")
         days_supply = row.get("days_supply")
+        entry = reference.get(ndc) if ndc is not None else None
         reason = None
-        if member is None:
+        if ndc is None:
+            reason = "ndc"
+        elif entry is None:
+            pass  # untracked
+        elif member is None:
             reason = "member_id"
         elif fill_date is None:
             reason = "fill_date"
-        elif ndc is None:
-            reason = "ndc"
         elif status is None:
             reason = "claim_status"
         elif status == "paid":
-            if not _valid_quantity(quantity):
+            if not _valid_quantity(quantity) or _mme_not_finite(
+                quantity, days_supply, entry, max_ds
+            ):
                 reason = "quantity"
             elif not _valid_days_supply(days_supply, max_ds):
                 reason = "days_supply"
         parsed.append(
             {
                 "reason": reason,
+                "tracked": entry is not None,
                 "member_id": member,
                 "fill_date": fill_date,
                 "ndc": ndc,
@@ -435,10 +471,15 @@ def _pharmacy_pass(rows, reference, cfg):
             }
         )
 
-    # Claim ids of the (not rejected) reversal rows, wherever they are in the input.
+    # Claim ids of the (tracked, not rejected) reversal rows, wherever they are in the input.
     reversal_ids = set()
     for p in parsed:
-        if p["reason"] is None and p["status"] == "reversed" and p["claim_id"] is not None:
+        if (
+            p["reason"] is None
+            and p["tracked"]
+            and p["status"] == "reversed"
+            and p["claim_id"] is not None
+        ):
             reversal_ids.add(p["claim_id"])
 
     labels: list[str] = []
@@ -447,6 +488,9 @@ def _pharmacy_pass(rows, reference, cfg):
     for p in parsed:
         if p["reason"] is not None:
             labels.append("rejected:" + p["reason"])
+            continue
+        if not p["tracked"]:
+            labels.append("untracked")
             continue
         if p["status"] == "reversed":
             labels.append("reversal")
@@ -460,10 +504,7 @@ def _pharmacy_pass(rows, reference, cfg):
             continue
         if claim_id is not None:
             seen_claim_ids.add(claim_id)
-        entry = reference.get(p["ndc"])
-        if entry is None:
-            labels.append("untracked")
-            continue
+        entry = reference[p["ndc"]]
         labels.append("used")
         ds = _covered_days(p["quantity"], p["days_supply"], entry)
         start = p["fill_date"].toordinal()
@@ -482,7 +523,11 @@ def _pharmacy_pass(rows, reference, cfg):
 
 
 def _medical_pass(rows):
-    """Bucket every medical row (SPEC 1.5). Returns (labels, used events)."""
+    """Bucket every medical row (SPEC 1.5). Returns (labels, used events).
+
+    Order: code_type, code rejected; unclassified (nothing else checked); member_id,
+    service_date rejected; used.
+    """
     labels: list[str] = []
     events: list[Event] = []
     for row in rows:
@@ -492,20 +537,22 @@ def _medical_pass(rows):
         code_type = _normalize_code_type(row.get("code_type"))
         code = _trim(row.get("code"))
         reason = None
-        if member is None:
-            reason = "member_id"
-        elif service_date is None:
-            reason = "service_date"
-        elif code_type is None:
+        cats: set[str] = set()
+        if code_type is None:
             reason = "code_type"
         elif code is None or code == "" or not isinstance(code, str):
             reason = "code"
+        else:
+            cats = classify_medical(code_type, code)
+            if not cats:
+                labels.append("unclassified")
+                continue
+            if member is None:
+                reason = "member_id"
+            elif service_date is None:
+                reason = "service_date"
         if reason is not None:
             labels.append("rejected:" + reason)
-            continue
-        cats = classify_medical(code_type, code)
-        if not cats:
-            labels.append("unclassified")
             continue
         labels.append("used")
         events.append(Event(member, service_date.toordinal(), frozenset(cats)))

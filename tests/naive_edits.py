@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,22 @@ DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
     "opioid_benzo_concurrent": {},
     "duplicate_long_acting": {},
 }
+
+#: With more active opioid claims than this, cumulative_mme is the exact sum of its terms
+#: rounded once (``math.fsum``); up to it, the terms are added one by one in evaluation order
+#: (the claim's MME first). The engine documents this rule (docs/edits.md, "Cumulative MME").
+SEQUENTIAL_MAX = 32
+
+
+def cumulative_mme(claim_mme: float, active_mme: list[float]) -> float:
+    """claim_mme plus the active opioid claims' MME (in evaluation order), as documented."""
+    if len(active_mme) > SEQUENTIAL_MAX:
+        return math.fsum([claim_mme, *active_mme])
+    total = claim_mme
+    for x in active_mme:
+        total += x
+    return total
+
 
 COLUMNS = (
     "member_id",
@@ -142,9 +159,7 @@ def _evaluate(c: Claim, prior: list[Claim], events, s) -> dict[str, Any]:
     active = [p for p in prior if p.covers(f)]
     active_opioids = [p for p in active if p.drug_class == "opioid"]
     claim_mme = c.mme if is_opioid else 0.0
-    cumulative = claim_mme
-    for p in active_opioids:
-        cumulative += p.mme
+    cumulative = cumulative_mme(claim_mme, [p.mme for p in active_opioids])
     prescribers = {p.prescriber_id for p in active_opioids}
     if is_opioid:
         prescribers.add(c.prescriber_id)

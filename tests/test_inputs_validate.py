@@ -92,9 +92,10 @@ def test_reason_order_and_reversal_checks():
         }
     )
     r = rxrisk.score(ph, as_of="2025-12-31", quarantine=True)
+    # the NDC is tested first: the first three rows are rejected for it
     assert r.quarantine.column("reject_reason").to_pylist() == [
-        "member_id",
-        "fill_date",
+        "ndc",
+        "ndc",
         "ndc",
         "claim_status",
         "quantity",

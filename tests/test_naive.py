@@ -535,9 +535,9 @@ def test_rejection_reasons_and_order():
             "used": 1,
         },
         "rejected_by_reason": {
-            "member_id": 3,
-            "fill_date": 2,
-            "ndc": 3,
+            "member_id": 2,
+            "fill_date": 1,
+            "ndc": 5,
             "claim_status": 2,
             "quantity": 6,
             "days_supply": 5,
@@ -629,14 +629,15 @@ def test_reversal_reversed_duplicate_untracked():
         "rejected": 2,
         "reversal": 3,
         "reversed": 2,
-        "duplicate": 2,
+        "duplicate": 1,
         "untracked": 2,
-        "used": 6,
+        "used": 7,
     }
     assert res.audit["pharmacy"]["rows_read"] == 17
     assert res.audit["pharmacy"]["rejected_by_reason"]["quantity"] == 1
     assert res.audit["pharmacy"]["rejected_by_reason"]["ndc"] == 1
-    # M2 has only an untracked fill: not scored. M1: 6 used fills x 3 MME = 18 on A-9..A.
+    # M2 has only an untracked fill: not scored. M1: 7 used fills x 3 MME = 21 on A-9..A
+    # (the untracked C3 row takes no part in claim-id matching: the tracked C3 is used).
     assert [r["member_id"] for r in res.members] == ["M1"]
     assert res.audit["members_scored"] == 1 and res.audit["rows_out"] == 1
     assert_row(
@@ -644,16 +645,16 @@ def test_reversal_reversed_duplicate_untracked():
         expected_row(
             "M1",
             **win(
-                opioid_fills=6,
+                opioid_fills=7,
                 opioid_prescribers=1,
                 opioid_pharmacies=1,
                 opioid_days=10,
-                mme_total=180.0,
-                mme_avg=18.0,
-                mme_peak=18.0,
+                mme_total=210.0,
+                mme_avg=21.0,
+                mme_peak=21.0,
             ),
-            mme_today=18.0,
-            mme_rolling_max=2.0,
+            mme_today=21.0,
+            mme_rolling_max=210.0 / 90,
         ),
     )
 
@@ -783,7 +784,7 @@ def test_medical_near_misses_do_not_count():
     assert res.audit["medical"] == {
         "rows_read": 28,
         "buckets": {"rejected": 9, "unclassified": 19, "used": 0},
-        "rejected_by_reason": {"member_id": 2, "service_date": 2, "code_type": 3, "code": 2},
+        "rejected_by_reason": {"member_id": 2, "service_date": 1, "code_type": 4, "code": 2},
     }
     # M1: only its 3-MME fill on A-9..A counts; every medical column stays at zero.
     assert_row(

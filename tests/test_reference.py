@@ -1,8 +1,10 @@
-"""Tests of the drug reference (SPEC 1.3): packaged drugs.csv, load_reference, merge, validation."""
+"""Tests of the drug reference: packaged drugs.csv, load_reference, merge, validation, rebuild."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +26,7 @@ from rxrisk.reference import (
 from rxrisk.resources import data_path
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCE_DIR = REPO.parent / "shared" / "data" / "reference"
+SOURCE_DIR = REPO / "data" / "reference" / "sources"  # the project's copy of the sources
 SCRIPT = REPO / "data" / "scripts" / "build_reference.py"
 DRUGS_CSV = data_path("reference", "drugs.csv")
 
@@ -427,14 +429,61 @@ def test_digest_is_stable(ref2022: pa.Table, ref2018: pa.Table) -> None:
 # --------------------------------------------------------------------------- rebuild
 
 
+def _provenance_files() -> dict[str, tuple[int, str]]:
+    """``{relative path: (bytes, sha256)}`` from the tables of sources/PROVENANCE.md."""
+    text = (SOURCE_DIR / "PROVENANCE.md").read_text(encoding="utf-8")
+    files = {}
+    cdc = "CDC_Oral_Morphine_Milligram_Equivalents_Sept_2018.xlsx"
+    size = re.search(r"\| size \| ([\d,]+) bytes \|", text)
+    digest = re.search(r"\| sha256 \| `([0-9a-f]{64})`", text)
+    assert size and digest, "CDC size / sha256 rows missing from PROVENANCE.md"
+    files[cdc] = (int(size.group(1).replace(",", "")), digest.group(1))
+    row = r"^\| `([^`]+)` \| `[^`]+` \| ([\d,]+) \| `([0-9a-f]{64})` \|$"
+    for name, n, sha in re.findall(row, text, re.M):
+        files[f"valuesets/opioiddatalab_Codelists/{name}"] = (int(n.replace(",", "")), sha)
+    return files
+
+
+def test_sources_match_their_provenance() -> None:
+    """Every source file the build reads is in the repository, as recorded (bytes, sha256)."""
+    files = _provenance_files()
+    assert len(files) == 7, sorted(files)  # the CDC workbook, five value sets, the MIT licence
+    for rel, (size, sha) in files.items():
+        path = SOURCE_DIR / rel
+        assert path.is_file(), f"{path} is missing: the reference cannot be rebuilt"
+        data = path.read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, sha), rel
+    kept = {p.relative_to(SOURCE_DIR).as_posix() for p in SOURCE_DIR.rglob("*") if p.is_file()}
+    assert kept == set(files) | {"PROVENANCE.md", ".gitattributes"}, kept ^ set(files)
+
+
+def test_wheel_does_not_ship_the_sources() -> None:
+    """The package data of the reference folder matches its top level only (drugs.csv and the
+    README), never the sources/ sub-folder (a few MB of xlsx and CSV that only the build reads)."""
+    import tomllib
+
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    packages = tool["setuptools"]["packages"]
+    assert "rxrisk.data.reference" in packages
+    assert not [p for p in packages if p.startswith("rxrisk.data.reference.")], packages
+    globs = tool["setuptools"]["package-data"]["rxrisk.data.reference"]
+    assert globs and all("/" not in g and "**" not in g for g in globs), globs
+    shipped = {p.name for g in globs for p in DRUGS_CSV.parent.glob(g) if p.is_file()}
+    assert shipped == {"drugs.csv", "README.md"}, shipped
+
+
 @pytest.mark.slow
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
-    if not (SOURCE_DIR / "CDC_Oral_Morphine_Milligram_Equivalents_Sept_2018.xlsx").is_file():
-        pytest.skip(f"source data not available at {SOURCE_DIR} (../shared/data/reference)")
-    pytest.importorskip("openpyxl", reason="openpyxl (dev extra) is needed to rebuild")
+    # A plain clone has everything: the sources live in the repository and openpyxl is in the
+    # dev extra, so a missing piece is a failure, never a skip.
+    assert (SOURCE_DIR / "CDC_Oral_Morphine_Milligram_Equivalents_Sept_2018.xlsx").is_file()
+    import openpyxl  # in the dev extra; the build script needs it
+
+    assert openpyxl.__version__
+
     out = tmp_path / "drugs.csv"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--source-dir", str(SOURCE_DIR), "--out", str(out)],
+    proc = subprocess.run(  # the script's default --source-dir is the in-repository folder
+        [sys.executable, str(SCRIPT), "--out", str(out)],
         capture_output=True,
         text=True,
         check=False,

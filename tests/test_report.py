@@ -292,6 +292,17 @@ def _expected_mme(member: str, first: dt.date, days: int) -> np.ndarray:
     return out
 
 
+def test_code_types_show_in_their_normalised_spelling(tmp_path):
+    pharmacy, medical = _tables()
+    spelled = pc.replace_substring(medical["code_type"], "ICD10CM", "icd-10-cm")
+    medical = medical.set_column(medical.schema.get_field_index("code_type"), "code_type", spelled)
+    assert "icd-10-cm" in medical["code_type"].to_pylist()
+    members = rxrisk.score(pharmacy, medical, as_of=str(AS_OF)).members
+    write_reports(members, pharmacy, medical, out_dir=tmp_path / "report")
+    words = "".join(Page(_member_file(tmp_path / "report", "A").read_text()).text)
+    assert "ICD10CM T40.2X1A" in words and "ICD-10-CM" not in words
+
+
 def test_chart_one_point_per_day_with_reference_lines(hand):
     out, *_ = hand
     text = _member_file(out, "A").read_text()

@@ -47,7 +47,15 @@ HYPOTHESIS_SETTINGS = settings(
 def engine(case: Case):
     pharmacy = pharmacy_table(case.pharmacy, case.member_type)
     medical = None if case.medical is None else medical_table(case.medical, case.member_type)
-    return rxrisk.score(pharmacy, medical, as_of=list(case.as_of), reference=reference_table())
+    # random books hold far more bad rows than a real book: no intake stop here (it has its
+    # own tests in test_loud_intake.py)
+    return rxrisk.score(
+        pharmacy,
+        medical,
+        as_of=list(case.as_of),
+        reference=reference_table(),
+        max_reject_share=1.0,
+    )
 
 
 def oracle(case: Case):

@@ -243,7 +243,8 @@ def test_schema_error_is_the_in_process_one(spark, scratch):
 )
 @given(scenarios())
 def test_random_books(spark, scratch, case):
-    _compare(spark, scratch, case, parts=2)
+    # random books: far more bad rows than the intake stop allows (tested on its own)
+    _compare(spark, scratch, case, parts=2, max_reject_share=1.0)
 
 
 @pytest.fixture(scope="module")

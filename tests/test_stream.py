@@ -59,8 +59,10 @@ def _book():
 OPTIONS = [
     StreamOptions(),
     StreamOptions(batch_rows=1),
-    StreamOptions(batch_rows=7, partitions=3, claim_partitions=4),
-    StreamOptions(batch_rows=50, partitions=5, claim_partitions=2, memory_bytes=0),
+    StreamOptions(batch_rows=7, partitions=3, claim_partitions=4, min_partition_rows=1),
+    StreamOptions(
+        batch_rows=50, partitions=5, claim_partitions=2, memory_bytes=0, min_partition_rows=1
+    ),
     StreamOptions(batch_rows=13, partitions=1, claim_partitions=1, memory_bytes=2000),
 ]
 
@@ -86,7 +88,7 @@ def test_without_medical_and_with_int_member_ids():
         pharmacy,
         as_of=list(case.as_of),
         reference=reference_table(),
-        stream=StreamOptions(batch_rows=2, partitions=3, memory_bytes=0),
+        stream=StreamOptions(batch_rows=2, partitions=3, memory_bytes=0, min_partition_rows=1),
     )
     assert_same(got, want)
     assert got.members.schema.field("member_id").type == pa.int64()
@@ -126,7 +128,7 @@ def _write_inputs(tmp_path, pharmacy: pa.Table, medical: pa.Table):
 def test_every_input_kind(kind, tmp_path):
     pharmacy, medical, as_of = _book()
     files = _write_inputs(tmp_path, pharmacy, medical)
-    opts = StreamOptions(batch_rows=17, partitions=2, claim_partitions=3)
+    opts = StreamOptions(batch_rows=17, partitions=2, claim_partitions=3, min_partition_rows=1)
     kw = dict(as_of=as_of, reference=reference_table(), quarantine=True)
     if kind == "reader":
         want = rxrisk.score(pharmacy, medical, **kw)
@@ -155,12 +157,14 @@ def test_random_books(case, batch_rows, partitions, claim_partitions, memory_byt
     pharmacy = pharmacy_table(case.pharmacy, case.member_type)
     medical = None if case.medical is None else medical_table(case.medical, case.member_type)
     kw = dict(as_of=list(case.as_of), reference=reference_table(), quarantine=True)
+    kw["max_reject_share"] = 1.0  # random books: far more bad rows than the intake stop allows
     want = rxrisk.score(pharmacy, medical, **kw)
     opts = StreamOptions(
         batch_rows=batch_rows,
         partitions=partitions,
         claim_partitions=claim_partitions,
         memory_bytes=memory_bytes,
+        min_partition_rows=1,
     )
     assert_same(rxrisk.score(pharmacy, medical, stream=opts, **kw), want)
 
@@ -194,7 +198,8 @@ def test_empty_pharmacy_and_medical_only_member():
     empty = pharmacy.slice(0, 0)
     kw = dict(as_of=as_of, reference=reference_table(), quarantine=True)
     want = rxrisk.score(empty, medical, **kw)
-    got = rxrisk.score(empty, medical, stream=StreamOptions(batch_rows=5, partitions=2), **kw)
+    opts = StreamOptions(batch_rows=5, partitions=2, min_partition_rows=1)
+    got = rxrisk.score(empty, medical, stream=opts, **kw)
     assert_same(got, want)
     assert got.members.num_rows > 0  # members seen only in medical rows
 
@@ -343,7 +348,7 @@ def test_cli_stream_output_is_byte_identical(tmp_path):
         (["--in-memory", "--partitions", "2"], "are for streaming"),
         (["--stream", "--memory-budget", "lots"], "--memory-budget lots"),
         (["--stream", "--spill-dir", "/nonexistent/x"], "--spill-dir"),
-        (["--stream", "--batch-rows", "0"], "batch_rows"),
+        (["--stream", "--batch-rows", "0"], "--batch-rows 0"),
     ],
 )
 def test_cli_stream_usage_errors(extra, message, tmp_path, capsys):
@@ -397,7 +402,9 @@ def test_no_progress_when_quiet_or_not_a_terminal(tmp_path, monkeypatch, capsys)
     args = ["score", str(tmp_path / "ph.parquet"), "--as-of", "2024-06-30", "--stream"]
     args += ["--out", str(tmp_path / "o.parquet"), "--reference", str(tmp_path / "ref.csv")]
     assert cli.main(args) == 0  # stderr captured: not a terminal
-    assert capsys.readouterr().err == ""
+    err = capsys.readouterr().err  # the intake summary only, no progress
+    assert "done at" not in err and "\r" not in err and "rows read:" not in err
+    assert err.startswith("rxrisk: pharmacy ")
     monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True)
     assert cli.main([*args, "--quiet"]) == 0
     captured = capsys.readouterr()

@@ -1,14 +1,15 @@
-"""Build the default drug reference ``data/reference/drugs.csv`` (SPEC 1.3).
+"""Build the default drug reference ``data/reference/drugs.csv`` (see data/reference/README.md).
 
 Usage::
 
-    python data/scripts/build_reference.py [--source-dir ../shared/data/reference]
+    python data/scripts/build_reference.py [--source-dir data/reference/sources]
                                            [--out data/reference/drugs.csv]
 
-``--source-dir`` defaults to ``<repo>/../shared/data/reference`` and ``--out`` to
-``<repo>/data/reference/drugs.csv``. The output is deterministic: the same inputs give the same
-bytes on every run (rows sorted by ndc, fixed float formatting, ``\\n`` line endings, UTF-8).
-Needs ``openpyxl`` (a dev dependency); the package itself only reads the CSV.
+``--source-dir`` defaults to ``<repo>/data/reference/sources`` (the project's copy of the source
+files, with their licence and provenance) and ``--out`` to ``<repo>/data/reference/drugs.csv``.
+The output is deterministic: the same inputs give the same bytes on every run (rows sorted by
+ndc, fixed float formatting, ``\\n`` line endings, UTF-8). Needs ``openpyxl`` (a dev
+dependency); the package itself only reads the CSV.
 
 Sources, in precedence order (the first source that lists an NDC wins; later sources only add
 NDCs that are not yet present):
@@ -122,7 +123,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SOURCE_DIR = REPO.parent / "shared" / "data" / "reference"
+DEFAULT_SOURCE_DIR = REPO / "data" / "reference" / "sources"
 DEFAULT_OUT = REPO / "data" / "reference" / "drugs.csv"
 
 CDC_FILE = "CDC_Oral_Morphine_Milligram_Equivalents_Sept_2018.xlsx"
@@ -637,6 +638,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source-dir", type=Path, default=DEFAULT_SOURCE_DIR)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
+    if not (args.source_dir / CDC_FILE).is_file():
+        raise SystemExit(
+            f"{args.source_dir}: {CDC_FILE} not found; give --source-dir the folder holding the "
+            "source files (default data/reference/sources)"
+        )
     rows = build(args.source_dir)
     ndcs = [r["ndc"] for r in rows]
     assert len(ndcs) == len(set(ndcs)), "duplicate ndc"

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from rxrisk import __version__
-from rxrisk.errors import InputError
+from rxrisk.errors import InputError, shown
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -26,9 +26,11 @@ class Result:
     Attributes
     ----------
     members : pyarrow.Table
-        The SPEC 4 member table.
+        The member table: one row per (member, as-of date), columns as in
+        ``docs/data-dictionary.md``.
     audit : dict
-        Bucket counts, rejection reasons, stage seconds, version and config digest.
+        Bucket counts, rejection reasons, stage seconds, version, config digest and
+        ``warnings`` (rejection reasons above 1% of an input's in-scope rows).
     quarantine : pyarrow.Table or None
         Rejected rows of both inputs as read, with ``source``, ``row_number`` and
         ``reject_reason`` (None unless asked for).
@@ -40,19 +42,38 @@ class Result:
 
 
 def parse_as_of(as_of) -> np.ndarray:
-    """As-of dates (date, datetime, 'YYYY-MM-DD' text, or a list of them) to sorted unique day numbers."""
+    """As-of dates to sorted unique day numbers (days since 1970-01-01).
+
+    Accepts a date or datetime, ``'YYYY-MM-DD'`` text (several comma-separated), a
+    ``numpy.datetime64``, or a list, tuple or array of those (a ``datetime64`` array, a
+    pyarrow date array). Anything else is an :class:`~rxrisk.errors.InputError`.
+    """
     if as_of is None:
         raise InputError("as_of is required: give one or more dates, e.g. as_of='2025-12-31'")
     if isinstance(as_of, str):
         items = as_of.split(",")
-    elif isinstance(as_of, dt.date):
+    elif isinstance(as_of, (dt.date, np.datetime64)):
         items = [as_of]
+    elif isinstance(as_of, np.ndarray):
+        items = list(as_of.ravel())
+    elif isinstance(as_of, (bytes, bytearray, dict)) or not hasattr(as_of, "__iter__"):
+        raise InputError(
+            f"as_of {shown(as_of)} ({type(as_of).__name__}) is not a date; give a date, "
+            "'YYYY-MM-DD' text, a numpy.datetime64 or a list of them, e.g. as_of='2025-12-31'"
+        )
     else:
         items = list(as_of)
     if not items:
         raise InputError("as_of is empty: give one or more dates, e.g. as_of='2025-12-31'")
     days = []
     for item in items:
+        if hasattr(item, "as_py"):  # a pyarrow scalar
+            item = item.as_py()
+        if isinstance(item, np.datetime64):
+            if np.isnat(item):
+                raise InputError("as_of value NaT is not a date; give a date, e.g. '2025-12-31'")
+            item = (item.astype("datetime64[D]") - np.datetime64(0, "D")).astype(np.int64)
+            item = _EPOCH + dt.timedelta(days=int(item))
         if isinstance(item, dt.datetime):
             item = item.date()
         if isinstance(item, str):
@@ -60,10 +81,13 @@ def parse_as_of(as_of) -> np.ndarray:
                 item = dt.date.fromisoformat(item.strip())
             except ValueError:
                 raise InputError(
-                    f"as_of value {item!r} is not a date; write it as YYYY-MM-DD"
+                    f"as_of value {shown(item)} is not a date; write it as YYYY-MM-DD"
                 ) from None
         if not isinstance(item, dt.date):
-            raise InputError(f"as_of value {item!r} is not a date; write it as YYYY-MM-DD")
+            raise InputError(
+                f"as_of value {shown(item)} ({type(item).__name__}) is not a date; write it as "
+                "YYYY-MM-DD"
+            )
         days.append((item - _EPOCH).days)
     return np.unique(np.array(days, np.int32))
 
@@ -81,21 +105,26 @@ def score(
     threads: int | None = None,
     progress: Callable[..., None] | None = None,
     stream=None,
+    date_format: str | None = None,
+    max_reject_share: float | None = None,
 ) -> Result:
-    """Score members: metrics of SPEC 2 and flags of SPEC 3 for each as-of date.
+    """Score members: the metrics and the flags of the rules for each as-of date.
 
     Parameters
     ----------
     pharmacy : pyarrow.Table, RecordBatchReader, Arrow C stream object or path
-        Pharmacy claims (SPEC 1.1).
+        Pharmacy claims.
     medical : same kinds, optional
-        Medical events (SPEC 1.2).
-    as_of : date, str or list
-        One or more as-of dates.
+        Medical events (long format).
+    as_of : date, str, numpy.datetime64 or list
+        One or more as-of dates: dates, ``'YYYY-MM-DD'`` text (comma-separated for several),
+        ``numpy.datetime64`` values, or a list or array of them.
     reference : path or pyarrow.Table, optional
-        NDC rows merged over the packaged drug reference (same schema, SPEC 1.3).
-    rules : path or RuleSet, optional
-        Rule file; default ``data/rules/default.toml``.
+        NDC rows merged over the packaged drug reference (same columns).
+    rules : path, dict or RuleSet, optional
+        Rule file; or a dict of the same structure as the file (``{"metrics": {...},
+        "flags": [{"name": ..., "when": ...}]}``); default ``data/rules/default.toml``
+        (``rxrisk config show rules`` prints it).
     codesets : path, optional
         Medical code-set file; default ``data/codesets/default.toml``.
     all_members : bool
@@ -103,7 +132,7 @@ def score(
     quarantine : bool
         Also return the rejected rows.
     threads : int, optional
-        Numba threads for validation, encoding and the kernels. The setting stays in force
+        Numba threads (1 to 1,024) for validation, encoding and the kernels. The setting stays in force
         for later calls in the process (it is numba's); None keeps the one in force (all
         cores unless changed).
     progress : callable, optional
@@ -112,13 +141,23 @@ def score(
     stream : bool or rxrisk.stream.StreamOptions, optional
         Score batch by batch with bounded memory (:mod:`rxrisk.stream`): same output, byte
         for byte. True uses the default :class:`~rxrisk.stream.StreamOptions`.
+    date_format : str, optional
+        ``strptime`` format of text dates in another form than ``YYYY-MM-DD`` or
+        ``YYYYMMDD``, e.g. ``'%m/%d/%Y'`` (dates are never guessed).
+    max_reject_share : float, optional
+        Share of an input's in-scope rows one rejection reason may take before the run
+        stops with :class:`~rxrisk.errors.InputError` (default 0.25; 1.0 never stops).
+        Reasons above 1% that do not stop are listed in the audit's ``warnings``.
 
     Returns
     -------
     Result
     """
+    from rxrisk import intake
+    from rxrisk.inputs import check_date_format
     from rxrisk.pipeline import (
         Clock,
+        check_arguments,
         encode_selected,
         ingest,
         load_config,
@@ -126,9 +165,14 @@ def score(
         set_threads,
     )
 
+    date_format = check_date_format(date_format)
+    if max_reject_share is not None:  # fail fast; the rule file's share applies when None
+        intake.check_max_reject_share(max_reject_share)
+    check_arguments(reference=reference, rules=rules, codesets=codesets, threads=threads)
     set_threads(threads)  # before validation: its hashing and sorting use the numba threads
     clock = Clock(progress)
     cfg = load_config(reference=reference, rules=rules, codesets=codesets)
+    max_reject_share = cfg.reject_share(max_reject_share)
     days = parse_as_of(as_of)
     if stream is not None and stream is not False:
         from rxrisk.stream import StreamOptions, score_stream
@@ -144,9 +188,18 @@ def score(
             all_members=all_members,
             quarantine=quarantine,
             threads=threads,
+            date_format=date_format,
+            max_reject_share=max_reject_share,
         )
     else:
-        data = ingest(pharmacy, medical, cfg, clock=clock)
+        data = ingest(
+            pharmacy,
+            medical,
+            cfg,
+            clock=clock,
+            date_format=date_format,
+            max_reject_share=max_reject_share,
+        )
         selected = select_used(data, all_members=all_members)
         clock.lap("select")
         claims = encode_selected(selected, cfg.reference)
@@ -167,6 +220,11 @@ def score(
         "seconds": clock.seconds,
         "version": __version__,
         "config_digest": cfg.digest(),
+        "warnings": intake.audit_warnings(
+            blocks,
+            max_reject_share=max_reject_share,
+            max_days_supply=cfg.metrics.max_days_supply,
+        ),
     }
     return Result(members=members, audit=audit, quarantine=q)
 

@@ -1,4 +1,4 @@
-"""Medical code sets (SPEC 1.2 normalisation, 1.6 categories), loaded from TOML data.
+"""Medical code sets (code normalisation and categories), loaded from TOML data.
 
 Classification runs on distinct (code space, code) pairs with pyarrow's RE2 regex kernels.
 """
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rxrisk.arrowutil import to_bool
-from rxrisk.errors import InputError
+from rxrisk.errors import TOML_TOO_DEEP, InputError
 from rxrisk.resources import data_path
 
 #: Categories the engine's metrics read, in bit order. A code-set file must define them all.
@@ -94,6 +94,8 @@ def load_codesets(path=None) -> CodeSets:
         raise InputError(f"code-set file {path}: cannot be read ({exc.strerror})") from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InputError(f"code-set file {path}: {exc}") from None
+    except RecursionError:
+        raise InputError(f"code-set file {path}: {TOML_TOO_DEEP}") from None
     found = {c.name: c for c in parsed.category}
     missing = [c for c in CATEGORIES if c not in found]
     if missing:

@@ -1,4 +1,4 @@
-"""Point-of-sale safety-edit replay (SPEC 7): ``rxrisk.replay_edits`` and its config.
+"""Point-of-sale safety-edit replay: ``rxrisk.replay_edits`` and its config.
 
 Same front half as :func:`rxrisk.score` (read, validate, encode: the very same buckets and
 claims), then one numba pass per member (``kernels/edits.py``) that evaluates every used
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.errors import InputError
+from rxrisk.errors import TOML_TOO_DEEP, InputError
 from rxrisk.resources import data_path
 
-#: The edits in SPEC 7 table order: the order of the bool columns and of ``edits``.
+#: The edits in the documented table order: the order of the bool columns and of ``edits``.
 EDIT_NAMES = (
     "mme_care_coordination",
     "mme_hard_limit",
@@ -129,8 +130,9 @@ def load_edits(source=None, overrides: Iterable[str] = ()) -> EditSet:
 
     Parameters
     ----------
-    source : None, str, Path or EditSet
-        None for the packaged default (``data/rules/edits.toml``); a TOML file path; or an
+    source : None, str, os.PathLike, dict or EditSet
+        None for the packaged default (``data/rules/edits.toml``); a TOML file path; a dict of
+        the same structure as the file (``{"mme_hard_limit": {"threshold": 150}}``); or an
         already-built :class:`EditSet` (validated again).
     overrides : iterable of str
         ``EDIT.FIELD=VALUE`` items applied in order, e.g. ``mme_hard_limit.threshold=150``.
@@ -147,6 +149,17 @@ def load_edits(source=None, overrides: Iterable[str] = ()) -> EditSet:
     """
     if isinstance(source, EditSet):
         edits = source
+    elif isinstance(source, dict):
+        try:
+            sections = msgspec.convert(source, type=_Sections)
+        except msgspec.ValidationError as exc:
+            raise InputError(f"edits dict: {_explain(exc)}") from None
+        edits = EditSet(**msgspec.structs.asdict(sections), source="<edits dict>")
+    elif source is not None and not isinstance(source, (str, os.PathLike)):
+        raise InputError(
+            f"edits: cannot use an object of type {type(source).__name__}; give an edits file "
+            "path, a dict of the same structure as the file, or an EditSet"
+        )
     else:
         path = Path(source) if source is not None else data_path("rules", "edits.toml")
         try:
@@ -161,6 +174,8 @@ def load_edits(source=None, overrides: Iterable[str] = ()) -> EditSet:
             raise InputError(f"edits file {path}: {_explain(exc)}") from None
         except msgspec.DecodeError as exc:
             raise InputError(f"edits file {path}: not valid TOML ({exc})") from None
+        except RecursionError:
+            raise InputError(f"edits file {path}: {TOML_TOO_DEEP}") from None
         edits = EditSet(**msgspec.structs.asdict(sections), source=str(path))
     _check(edits, f"edits file {edits.source}")
     for item in overrides or ():
@@ -186,7 +201,7 @@ def apply_override(edits: EditSet, item: str) -> EditSet:
     text = text.strip()
     try:
         value = msgspec.toml.decode(f"v = {text}".encode())["v"]
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         value = text  # not a TOML value: let the type check name the expected type
     data = edits.sections()
     data[section][field] = value
@@ -267,9 +282,9 @@ class EditsResult:
     Attributes
     ----------
     claims : pyarrow.Table
-        One row per evaluated claim (SPEC 7), sorted by member_id then evaluation order.
+        One row per evaluated claim, sorted by member_id then evaluation order.
     audit : dict
-        The SPEC 4 audit (``members_scored`` / ``rows_out`` count this table) plus ``edits``:
+        The audit (``members_scored`` / ``rows_out`` count this table) plus ``edits``:
         ``claims_evaluated``, ``fired`` and ``members_hit`` per edit, and the settings used.
     """
 
@@ -309,18 +324,20 @@ def replay_edits(
     overrides: Iterable[str] = (),
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    date_format: str | None = None,
+    max_reject_share: float | None = None,
 ) -> EditsResult:
-    """Replay the point-of-sale safety edits of SPEC 7 over a claims history.
+    """Replay the point-of-sale safety edits over a claims history.
 
     Parameters
     ----------
     pharmacy : pyarrow.Table, RecordBatchReader, Arrow C stream object or path
-        Pharmacy claims (SPEC 1.1).
+        Pharmacy claims.
     medical : same kinds, optional
-        Medical events (SPEC 1.2); their cancer, sickle-cell and hospice/palliative codes
+        Medical events; their cancer, sickle-cell and hospice/palliative codes
         exclude claims from the MME and naive edits.
     reference : path or pyarrow.Table, optional
-        NDC rows merged over the packaged drug reference (SPEC 1.3).
+        NDC rows merged over the packaged drug reference.
     rules : path or RuleSet, optional
         Scoring rule file; its ``[metrics]`` ``max_days_supply`` and ``factor_edition`` shape
         the claims exactly as in ``score``. Default ``data/rules/default.toml``.
@@ -334,19 +351,31 @@ def replay_edits(
         Numba threads (default: all cores).
     progress : callable, optional
         Called with each stage name as it completes.
+    date_format, max_reject_share :
+        As for :func:`rxrisk.score`: the format of text dates in another form, and the
+        share of rejected rows that stops the run (warnings go to the audit).
 
     Returns
     -------
     EditsResult
     """
     from rxrisk import __version__
+    from rxrisk.intake import audit_warnings
     from rxrisk.pipeline import Clock, encode_used, ingest, load_config
 
     clock = Clock(progress)
     cfg = load_config(reference=reference, rules=rules, codesets=codesets)
+    max_reject_share = cfg.reject_share(max_reject_share)
     edit_set = load_edits(edits, overrides)
     ref = cfg.reference
-    data = ingest(pharmacy, medical, cfg, clock=clock)
+    data = ingest(
+        pharmacy,
+        medical,
+        cfg,
+        clock=clock,
+        date_format=date_format,
+        max_reject_share=max_reject_share,
+    )
     claims = encode_used(data)
     ref_row = data.pharmacy_rows.ref_index[claims.row]
     clock.lap("encode")
@@ -365,6 +394,11 @@ def replay_edits(
         "seconds": clock.seconds,
         "version": __version__,
         "config_digest": cfg.digest(edit_set.digest()),
+        "warnings": audit_warnings(
+            data.audit_blocks(),
+            max_reject_share=max_reject_share,
+            max_days_supply=cfg.metrics.max_days_supply,
+        ),
     }
     return EditsResult(claims=table, audit=audit)
 
@@ -372,9 +406,13 @@ def replay_edits(
 def run_edits_kernel(
     claims, ref_row: np.ndarray, keys, edit_set: EditSet, threads: int | None
 ) -> dict:
-    """Allocate the outputs and run the parallel replay kernel over every member."""
+    """Allocate the outputs and run the parallel replay kernel over every member.
+
+    Returns the per-fill outputs (``evaluated``, ``cumulative``, ``prescribers``, ``excluded``,
+    ``fired``) and ``work``, the kernel's count of elementary steps (O(n log n) per member).
+    """
     from rxrisk.codesets import CATEGORIES
-    from rxrisk.kernels.edits import replay_members
+    from rxrisk.kernels.edits import SEQUENTIAL_MAX, replay_members_work
     from rxrisk.kernels.roles import BENZO, OPIOID
     from rxrisk.pipeline import set_threads
 
@@ -390,6 +428,7 @@ def run_edits_kernel(
         "prescribers": np.zeros(n, np.int32),
         "excluded": np.zeros(n, np.bool_),
         "fired": np.zeros(n, np.uint8),
+        "work": 0,
     }
     if n:
         c = edit_set.config
@@ -397,8 +436,9 @@ def run_edits_kernel(
         exclusion_bits = 0
         for name in EXCLUSION_CATEGORIES:
             exclusion_bits |= 1 << CATEGORIES.index(name)
-        sizes = np.diff(claims.fill_offsets)
-        replay_members(
+        n_chunks = max(1, min(n_members, n_threads * 8))
+        work = np.zeros(n_chunks, np.int64)
+        replay_members_work(
             claims.fill_offsets, claims.start, claims.end, claims.role, claims.mme, claims.prescriber,
             ingredient.astype(np.int32, copy=False), long_acting.astype(np.int8, copy=False),
             claims.med_offsets, claims.med_day, claims.med_mask,
@@ -408,16 +448,22 @@ def run_edits_kernel(
             float(edit_set.mme_hard_limit.threshold - tol),
             int(edit_set.opioid_naive_days_limit.lookback_days),
             int(edit_set.opioid_naive_days_limit.max_covered_days),
-            int(claims.n_prescribers), int(sizes.max()), max(1, min(n_members, n_threads * 8)),
-            out["cumulative"], out["prescribers"], out["excluded"], out["fired"],
+            int(claims.n_prescribers), max(0, int(ingredient.max()) + 1), SEQUENTIAL_MAX, n_chunks,
+            out["cumulative"], out["prescribers"], out["excluded"], out["fired"], work,
         )  # fmt: skip
+        out["work"] = int(work.sum())
     return out
+
+
+def _distinct_sorted(values: np.ndarray) -> int:
+    """Number of distinct values of a sorted array (the evaluated rows' member codes)."""
+    return int(len(values) > 0) + int(np.count_nonzero(values[1:] != values[:-1]))
 
 
 def edits_table(
     claims, data, ref: pa.Table, ref_row: np.ndarray, out: dict
 ) -> tuple[pa.Table, dict]:
-    """Assemble the SPEC 7 claim table and the per-edit counts of the audit."""
+    """Assemble the claim table and the per-edit counts of the audit."""
     from rxrisk.arrowutil import take_rows
     from rxrisk.inputs import clean_text
     from rxrisk.kernels.edits import EDIT_BITS
@@ -448,9 +494,9 @@ def edits_table(
     }
     table = pa.Table.from_arrays(list(columns.values()), names=list(columns))
     counts = {
-        "members": int(len(np.unique(member))),
+        "members": _distinct_sorted(member),
         "claims_evaluated": int(len(sel)),
         "fired": {name: int(v.sum()) for name, v in flags.items()},
-        "members_hit": {name: int(len(np.unique(member[v]))) for name, v in flags.items()},
+        "members_hit": {name: _distinct_sorted(member[v]) for name, v in flags.items()},
     }
     return table, counts

@@ -1,5 +1,5 @@
 """Tracked rows to ``Claims``: sorted member ids, dense prescriber / pharmacy codes, day
-numbers, covered days, daily MME, role bits and member offsets (SPEC 2).
+numbers, covered days, daily MME, role bits and member offsets.
 
 Member ids are not dictionary-encoded and sorted as a whole: each row's id is read as a
 fixed-width key that orders like the id (``kernels.dictionary``), and ``kernels.grouping``
@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from rxrisk.arrowutil import date_days, dict_codes, null_mask, sort_uint64, string_chunks, to_numpy
 from rxrisk.errors import InputError
 from rxrisk.kernels import roles
+from rxrisk.kernels.fills import MAX_COVERED_DAYS
 
 _ROLE_OF_CLASS = {
     "opioid": roles.OPIOID,
@@ -80,21 +81,36 @@ class Claims:
     med_mask: np.ndarray  # uint8
 
 
+def supply_days(
+    days_supply: np.ndarray, quantity: np.ndarray, days_per_unit: np.ndarray
+) -> np.ndarray:
+    """Days of supply (float64): days_supply, or max(1, round_half_up(quantity x
+    days_per_unit)) for patches. Not capped: the daily MME divides by it."""
+    patch = ~np.isnan(days_per_unit)
+    out = days_supply.astype(np.float64, copy=True)
+    if patch.any():
+        with np.errstate(over="ignore", invalid="ignore"):
+            rewritten = np.floor(quantity[patch] * days_per_unit[patch] + 0.5)
+        out[patch] = np.maximum(1.0, rewritten)
+    return out
+
+
 def covered_days(
     days_supply: np.ndarray, quantity: np.ndarray, days_per_unit: np.ndarray
 ) -> np.ndarray:
-    """Covered days: days_supply, or max(1, round_half_up(quantity x days_per_unit)) for patches."""
-    patch = ~np.isnan(days_per_unit)
-    out = days_supply.astype(np.int64, copy=True)
-    if patch.any():
-        rewritten = np.floor(quantity[patch] * days_per_unit[patch] + 0.5)
-        out[patch] = np.maximum(1, rewritten).astype(np.int64)
+    """Covered days (int64): :func:`supply_days` capped at ``MAX_COVERED_DAYS`` (about
+    45,000 years), so no quantity overflows the day arithmetic."""
+    ds = supply_days(days_supply, quantity, days_per_unit)
+    out = np.full(len(ds), MAX_COVERED_DAYS, np.int64)
+    small = ds < MAX_COVERED_DAYS  # False for inf and NaN
+    out[small] = ds[small].astype(np.int64)
     return out
 
 
 def daily_mme(role, strength, quantity, ds, factor) -> np.ndarray:
-    """strength x quantity / ds x factor for opioid fills with a factor; 0 otherwise."""
-    with np.errstate(invalid="ignore"):
+    """strength x quantity / ds x factor for opioid fills with a factor; 0 otherwise. ``ds``
+    is the uncapped days of supply (:func:`supply_days`)."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         value = strength * quantity / ds * factor
     ok = ((role & roles.OPIOID) != 0) & np.isfinite(value)
     return np.where(ok, value, 0.0)

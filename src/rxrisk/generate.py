@@ -1,4 +1,4 @@
-"""Seeded synthetic book of business: pharmacy claims and medical events (SPEC 1.1, 1.2).
+"""Seeded synthetic book of business: pharmacy claims and medical events.
 
 :func:`generate_book` writes ``pharmacy.parquet`` and ``medical.parquet`` for benchmarks, demos and
 tests of the scoring engine. The book is made of member *archetypes* with realistic rates (per
@@ -13,7 +13,7 @@ member-year; the date range may be any length):
   benzodiazepine (~25%), gabapentinoid (~30%), muscle-relaxant and z-drug co-use; naloxone for some;
 * shoppers (~0.2%): many overlapping opioid fills from 4-10 prescribers and 3-8 pharmacies;
 * buprenorphine MAT (~0.3%, some on naltrexone instead) with OUD diagnoses;
-* cancer, hospice and sickle-cell members (the SPEC 3 exclusions), many of them on opioids;
+* cancer, hospice and sickle-cell members (the exclusions), many of them on opioids;
 * population-wide benzodiazepine, gabapentinoid, muscle-relaxant, z-drug and stimulant use.
 
 Medical rows are ordinary visits (codes in no category), ED visits (~0.25 per member-year, more for
@@ -22,7 +22,7 @@ with and without dots, near-misses that must not count (adverse effect ``T40.2X5
 encounter ``T40.2X1D``, cocaine ``T40.5X1A``, sickle-cell trait ``D57.3``, cancer history ``Z85.3``,
 tobacco ``F17.210``), OUD and other SUD, cancer, sickle cell and hospice codes.
 
-A small share of rows carries every defect of SPEC 1.5 (null/empty member ids, null dates, bad NDCs,
+A small share of rows carries every rejection reason (null/empty member ids, null dates, bad NDCs,
 status ``X``, bad quantities and days supply, reversals, duplicate claim ids, whitespace) together
 with valid oddities (hyphenated 10-digit NDCs, NDCs with spaces, ``P``/``R``/``PAID``/null
 statuses, lower-case code types, ``450`` for ``0450``).
@@ -50,7 +50,6 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,6 +60,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from rxrisk.runfiles import sweep_outputs, temp_name
 
 __all__ = [
     "BLOCK_MEMBERS",
@@ -96,7 +97,7 @@ MEDICAL_SCHEMA = pa.schema(
     ]
 )
 
-#: Tracked drug classes (SPEC 1.3); class code 0 is ``untracked``.
+#: Tracked drug classes; class code 0 is ``untracked``.
 DRUG_CLASSES = (
     "opioid",
     "buprenorphine_mat",
@@ -143,7 +144,7 @@ OVERDOSE_RATE = {
 #: Per-row rates of the pharmacy defects and oddities (at least one of each per block of 2000+
 #: rows). Names are the ``kind`` keys of the summary.
 PHARMACY_DEFECTS = {
-    # rejected (SPEC 1.5 reasons)
+    # rejected (reasons)
     "member_id_null": 12e-5,
     "member_id_empty": 6e-5,
     "member_id_blank": 4e-5,
@@ -164,7 +165,7 @@ PHARMACY_DEFECTS = {
     "days_supply_null": 6e-5,
 }
 PHARMACY_ODDITIES = {
-    # valid after SPEC 1.1/1.4 cleaning
+    # valid after cleaning
     "ndc_hyphen_4_4_2": 5e-5,
     "ndc_hyphen_5_3_2": 5e-5,
     "ndc_hyphen_5_4_1": 5e-5,
@@ -321,7 +322,7 @@ _MED_GROUPS: dict[str, list[tuple[str, str, float]]] = {
         ("ICD10CM", "T40.491A", 2),
         ("ICD10CM", "T40.691A", 1),
     ],
-    "overdose_followup": [  # subsequent encounters: not an overdose (SPEC 1.6)
+    "overdose_followup": [  # subsequent encounters: not an overdose
         ("ICD10CM", "T40.2X1D", 6),
         ("ICD10CM", "T40.1X1D", 2),
         ("ICD10CM", "T40.411D", 2),
@@ -2004,7 +2005,7 @@ def generate_book(
         with ``stage = "part 1/20 (members 1,000,000/20,000,000; 19,711,042 rows, 1,050,000
         rows/s)"`` (rows and rate of that part).
     reference : pyarrow.Table, optional
-        Drug reference (SPEC 1.3); defaults to :func:`rxrisk.reference.load_reference`.
+        Drug reference; defaults to :func:`rxrisk.reference.load_reference`.
     part_members : int, optional
         Write ``pharmacy/part-00000.parquet``, ``part-00001.parquet``, ... and the same names in
         ``medical/``: part ``p`` holds members ``p*part_members + 1`` to
@@ -2047,11 +2048,10 @@ def generate_book(
 
     out = Path(out_dir)
     kinds = ("pharmacy", "medical")
-    tag = uuid.uuid4().hex[:12]
     if part_members is None:
         n_parts = 1
         final = {k: out / f"{k}.parquet" for k in kinds}
-        tmp = {k: out / f".{v.name}.{tag}.tmp" for k, v in final.items()}
+        tmp = {k: out / temp_name(v.name) for k, v in final.items()}
 
         def part_path(kind: str, part: int) -> Path:
             return tmp[kind]
@@ -2062,7 +2062,7 @@ def generate_book(
         final = {k: out / k for k in kinds}
         for path in final.values():
             _check_parts_folder(path)
-        tmp = {k: out / f".{k}.{tag}.tmp" for k in kinds}
+        tmp = {k: out / temp_name(k) for k in kinds}
 
         def part_path(kind: str, part: int) -> Path:
             return tmp[kind] / f"part-{part:0{width}d}.parquet"
@@ -2073,6 +2073,7 @@ def generate_book(
         reference = load_reference()
 
     out.mkdir(parents=True, exist_ok=True)
+    sweep_outputs(out)  # temporary files of killed runs (only those whose owner is dead)
     n_days = (end - start).days + 1
     epoch_start = (start - _EPOCH).days
     id_width = max(8, len(str(members)))
@@ -2166,7 +2167,7 @@ def generate_book(
             if pending is not None:
                 pending[0].result()
                 report(*pending[1:])
-        _publish(tmp, final, tag, parts=part_members is not None)
+        _publish(tmp, final, parts=part_members is not None)
     except BaseException:
         for w in writers.values():  # the writer thread has stopped: safe to close here
             try:
@@ -2202,7 +2203,7 @@ def generate_book(
     }
 
 
-def _publish(tmp: dict[str, Path], final: dict[str, Path], tag: str, *, parts: bool) -> None:
+def _publish(tmp: dict[str, Path], final: dict[str, Path], *, parts: bool) -> None:
     """Rename the finished temporary outputs to their final names (replacing earlier ones)."""
     if not parts:
         for k in final:
@@ -2212,7 +2213,7 @@ def _publish(tmp: dict[str, Path], final: dict[str, Path], tag: str, *, parts: b
         _check_parts_folder(dest)  # it may have changed while generating
     for k, dest in final.items():
         if dest.exists():
-            old = dest.with_name(f".{dest.name}.{tag}.old")
+            old = dest.with_name(temp_name(dest.name, "old"))
             os.replace(dest, old)
             os.replace(tmp[k], dest)
             shutil.rmtree(old)

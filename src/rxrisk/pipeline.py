@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from rxrisk import inputs, validate
 from rxrisk.arrowutil import keep_rows
-from rxrisk.errors import InputError
+from rxrisk.errors import InputError, shown
 
 
 @dataclass
@@ -60,12 +60,62 @@ class Config:
     def metrics(self):
         return self.rules.metrics
 
+    def reject_share(self, value) -> float:
+        """The stop share in force: ``value`` (API argument or ``--max-reject-share``) when
+        given, else the rule file's ``[metrics] max_reject_share``."""
+        from rxrisk.intake import check_max_reject_share
+
+        return check_max_reject_share(value, default=self.metrics.max_reject_share)
+
     def digest(self, *extra: str) -> str:
         """The audit's ``config_digest``: rules, reference and code sets (plus ``extra``)."""
         from rxrisk.reference import reference_digest
 
         return config_digest(
             self.rules.digest(), reference_digest(self.reference), self.codesets.digest(), *extra
+        )
+
+
+#: --threads / ``threads=`` range (numba uses no more threads than there are cores)
+MAX_THREADS = 1024
+
+
+def check_arguments(*, reference=None, rules=None, codesets=None, threads=None) -> None:
+    """Refuse argument types that :func:`score` cannot use, with one line naming the
+    argument and the types it takes (before anything is read)."""
+    from os import PathLike
+
+    from rxrisk.rules import RuleSet
+
+    path = (str, PathLike)
+    checks = (
+        (
+            "reference",
+            reference,
+            (*path, pa.Table),
+            "a .csv or .parquet file path or a pyarrow Table",
+        ),
+        (
+            "rules",
+            rules,
+            (*path, dict, RuleSet),
+            "a rule file path, a dict of the same structure as the file, or a RuleSet",
+        ),
+        ("codesets", codesets, path, "a code-set file path (TOML)"),
+    )
+    for name, value, types, wanted in checks:
+        if value is not None and not isinstance(value, types):
+            raise InputError(
+                f"{name}= cannot be an object of type {type(value).__name__}; give {wanted}"
+            )
+    if threads is not None and (
+        isinstance(threads, bool)
+        or not isinstance(threads, (int, np.integer))
+        or not 1 <= threads <= MAX_THREADS
+    ):
+        raise InputError(
+            f"threads {shown(threads)}: give a whole number between 1 and {MAX_THREADS:,} "
+            "(or None for all cores)"
         )
 
 
@@ -76,6 +126,7 @@ def load_config(*, reference=None, rules=None, codesets=None) -> Config:
     from rxrisk.reference import load_reference
     from rxrisk.rules import load_rules
 
+    check_arguments(reference=reference, rules=rules, codesets=codesets)
     ruleset = load_rules(rules)
     return Config(
         rules=ruleset,
@@ -97,7 +148,7 @@ class Ingested:
     medical_rows: validate.MedicalRows | None = None
 
     def audit_blocks(self) -> dict:
-        """The ``pharmacy`` and ``medical`` blocks of the audit (SPEC 4)."""
+        """The ``pharmacy`` and ``medical`` blocks of the audit."""
         return {
             "pharmacy": self.pharmacy_rows.counts(),
             "medical": self.medical_rows.counts()
@@ -138,12 +189,26 @@ class Ingested:
 
 
 def ingest(
-    pharmacy, medical, config: Config, *, clock: Clock, max_days_supply: int | None = None
+    pharmacy,
+    medical,
+    config: Config,
+    *,
+    clock: Clock,
+    max_days_supply: int | None = None,
+    date_format: str | None = None,
+    max_reject_share: float | None = None,
 ) -> Ingested:
-    """Read both inputs, check their schemas and put every row in its bucket (SPEC 1).
+    """Read both inputs, check their schemas and put every row in its bucket.
 
-    ``max_days_supply`` defaults to the rules' ``[metrics] max_days_supply``.
+    ``max_days_supply`` defaults to the rules' ``[metrics] max_days_supply``;
+    ``date_format`` reads text dates of another form (:func:`rxrisk.inputs.as_date`). A
+    rejection reason above ``max_reject_share`` (default: the rule file's ``[metrics]
+    max_reject_share``) of an input's in-scope rows stops here (:func:`rxrisk.intake.check`).
     """
+    from rxrisk import intake
+
+    date_format = inputs.check_date_format(date_format)
+    max_reject_share = config.reject_share(max_reject_share)
     reference = config.reference
     codesets = config.codesets
     if max_days_supply is None:
@@ -151,22 +216,35 @@ def ingest(
     ph_src = inputs.read_source(pharmacy, label="pharmacy")
     md_src = inputs.read_source(medical, label="medical") if medical is not None else None
     clock.lap("read")
-    ph = inputs.conform_pharmacy(ph_src)
+    ph = inputs.conform_pharmacy(ph_src, date_format=date_format)
+    from rxrisk.encode import DrugTable
+
     ph_rows = validate.validate_pharmacy(
-        ph, reference.column("ndc").combine_chunks(), max_days_supply=max_days_supply
+        ph, DrugTable.from_reference(reference), max_days_supply=max_days_supply
     )
     out = Ingested(reference=reference, pharmacy_source=ph_src, pharmacy=ph, pharmacy_rows=ph_rows)
     if md_src is not None:
         out.medical_source = md_src
-        out.medical = inputs.conform_medical(md_src)
+        out.medical = inputs.conform_medical(md_src, date_format=date_format)
         out.medical_rows = validate.validate_medical(out.medical, codesets)
+    offenders = intake.Offenders()
+    offenders.add("pharmacy", ph_src.table, ph_rows.reason, validate.PHARMACY_REASONS)
+    if out.medical_rows is not None:
+        offenders.add("medical", md_src.table, out.medical_rows.reason, validate.MEDICAL_REASONS)
+    intake.check(
+        out.audit_blocks(),
+        names={"pharmacy": ph_src.name, "medical": md_src.name if md_src else None},
+        offenders=offenders,
+        max_reject_share=max_reject_share,
+        max_days_supply=max_days_supply,
+    )
     clock.lap("validate")
     return out
 
 
 def select_used(data: Ingested, *, all_members: bool = False) -> dict:
     """The used rows of both inputs, ready for :func:`rxrisk.encode.encode`: filtered out of
-    the book and with ids trimmed (SPEC 1.1), plus the members seen (``--all-members``).
+    the book and with ids trimmed, plus the members seen (``--all-members``).
 
     This is the end of validation (from buckets to the rows that count); the streaming path
     does the same per batch. Returns the keyword arguments of ``encode`` but ``drugs``.
@@ -198,13 +276,11 @@ def select_used(data: Ingested, *, all_members: bool = False) -> dict:
         }
     extra = None
     if all_members:
-        seen = [inputs.clean_text(ph.member_id.filter(pa.array(rows.reason != 0)))]
+        # every non-blank member id of any row, whatever its bucket (untracked and rejected
+        # rows too); blank ids become null here and are no member
+        seen = [inputs.clean_text(ph.member_id)]
         if data.medical is not None:
-            seen.append(
-                inputs.clean_text(
-                    data.medical.member_id.filter(pa.array(data.medical_rows.reason != 0))
-                )
-            )
+            seen.append(inputs.clean_text(data.medical.member_id))
         if len({str(s.type) for s in seen}) != 1:
             raise InputError(
                 "member_id has different types in pharmacy and medical; give both the same type"
@@ -247,8 +323,7 @@ def set_threads(threads: int | None) -> int:
     """Apply ``--threads`` to numba and return the thread count in force."""
     import numba
 
+    check_arguments(threads=threads)
     if threads is not None:
-        if threads < 1:
-            raise InputError(f"--threads {threads}: give a whole number of at least 1")
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     return numba.get_num_threads()

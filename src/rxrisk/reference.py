@@ -1,4 +1,4 @@
-"""Drug reference: NDC -> class, strength, unit and MME factor (SPEC 1.3).
+"""Drug reference: NDC -> class, strength, unit and MME factor.
 
 The default reference ships as ``data/reference/drugs.csv`` (built by
 ``data/scripts/build_reference.py`` from CDC's Sept 2018 NDC/MME file and the Opioid Data Lab
@@ -59,7 +59,7 @@ REFERENCE_SCHEMA = pa.schema(
         pa.field("dea_schedule", pa.string()),
     ]
 )
-"""Arrow schema of a loaded reference (SPEC 1.3)."""
+"""Arrow schema of a loaded reference."""
 
 # Columns of the packaged drugs.csv (one factor column per edition, plus provenance).
 _CSV_TYPES: dict[str, pa.DataType] = {
@@ -130,7 +130,7 @@ def load_reference(
         ``dea_schedule``) default to null, or false for ``long_acting``. Other columns are
         ignored. A user row replaces the default row with the same ``ndc``; new NDCs are added.
     edition : {"cdc2022", "cdc2018"}
-        Which MME factor edition of the default reference to use (SPEC 1.3).
+        Which MME factor edition of the default reference to use.
 
     Returns
     -------

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from rxrisk.codesets import CATEGORIES
 from rxrisk.errors import InputError
+from rxrisk.validate import normalize_code_type
 
 _EPOCH = dt.date(1970, 1, 1)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -87,7 +88,7 @@ def date_of(day: int) -> dt.date:
 
 
 def load_members(members) -> pa.Table:
-    """The scored member table (Table or path) with SPEC 4 types (CSV text is converted)."""
+    """The scored member table (Table or path) with types (CSV text is converted)."""
     from rxrisk.inputs import read_source
 
     table = read_source(members, label="members").table
@@ -108,7 +109,7 @@ def load_members(members) -> pa.Table:
 
 
 def _from_text(name: str, col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A text column of a CSV member table back to its SPEC 4 type."""
+    """A text column of a CSV member table back to its member-table type."""
     if name == "member_id":
         return col
     empty = pc.fill_null(pc.equal(col, ""), True)
@@ -250,7 +251,7 @@ def _ids_like(ids: pa.Array, like: pa.DataType) -> pa.Array:
 def member_fills(data, wanted: pa.Array) -> Fills:
     """The used pharmacy rows of the ``wanted`` members (vectorised; no loop over the book)."""
     from rxrisk.arrowutil import date_days, dict_codes, to_numpy
-    from rxrisk.encode import DrugTable, covered_days, daily_mme
+    from rxrisk.encode import DrugTable, covered_days, daily_mme, supply_days
     from rxrisk.inputs import clean_text
 
     ph = data.pharmacy
@@ -274,7 +275,8 @@ def member_fills(data, wanted: pa.Array) -> Fills:
     qty = to_numpy(ph.quantity.take(take), np.float64, np.nan)
     ds_in = to_numpy(ph.days_supply.take(take), np.int64, 0)
     cov = covered_days(ds_in, qty, drugs.days_per_unit[ref_index])
-    mme = daily_mme(role, drugs.strength[ref_index], qty, cov, drugs.factor[ref_index])
+    supply = supply_days(ds_in, qty, drugs.days_per_unit[ref_index])
+    mme = daily_mme(role, drugs.strength[ref_index], qty, supply, drugs.factor[ref_index])
     presc, presc_ids = dict_codes(clean_text(ph.prescriber_id.take(take)))
     pharm, pharm_ids = dict_codes(clean_text(ph.pharmacy_id.take(take)))
     return Fills(
@@ -333,7 +335,7 @@ def medical_events(data, wanted: pa.Array, first_day: int, last_day: int) -> Med
         member=member,
         day=day.astype(np.int32),
         mask=data.medical_rows.mask[rows],
-        code_type=pc.utf8_upper(clean_text(md.code_type.take(take))).to_pylist(),
+        code_type=normalize_code_type(clean_text(md.code_type.take(take))).to_pylist(),
         code=clean_text(md.code.take(take)).to_pylist(),
         offsets=_offsets(member, n),
     )
@@ -351,7 +353,7 @@ class Daily:
 
 
 def daily_series(fills: Fills, n: int, first_day: int, last_day: int) -> Daily:
-    """mme(d) (SPEC 2) and overlap days over first_day..last_day, by difference arrays."""
+    """mme(d) and overlap days over first_day..last_day, by difference arrays."""
     from rxrisk.kernels import roles
 
     length = last_day - first_day + 1
@@ -775,11 +777,23 @@ _SENTENCES = {
 # ---------------------------------------------------------------------------------- writing
 
 
-def _write_text(path: Path, text: str) -> None:
-    from rxrisk.outputs import atomic_path
+def check_report_paths(out, *, members=None, pharmacy=None, medical=None, **config) -> None:
+    """Check the report folder before anything is read: it can be made or written, and no
+    input is one of the files the report writes or replaces (``index.html``, the lists in
+    either format, anything in ``members/`` and ``prescribers/``), nor is the folder inside
+    an input folder. ``config`` holds the other inputs by option name (reference, rules,
+    codesets). Also removes temporary files that killed runs left in the folder."""
+    from rxrisk.outputs import check_collisions, check_target, sweep_leftovers
 
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    out = Path(out)
+    files = [("--out", out / "index.html")] + [
+        ("--out", out / f"{name}.{fmt}") for name in ("outreach", "lock_in") for fmt in LIST_FORMATS
+    ]
+    inputs = [("MEMBERS", members), ("--pharmacy", pharmacy), ("--medical", medical)]
+    inputs += [(f"--{name}", path) for name, path in config.items()]
+    check_collisions(inputs, files, [("--out", out / "members"), ("--out", out / "prescribers")])
+    check_target(out, "--out", folder=True)
+    sweep_leftovers(out / "index.html", out / "members" / "x", out / "prescribers" / "x")
 
 
 @dataclass
@@ -809,6 +823,8 @@ def write_reports(
     lookback_days: int = 180,
     list_format: str = "parquet",
     progress=None,
+    date_format: str | None = None,
+    max_reject_share: float | None = None,
 ) -> dict:
     """Write member profiles, prescriber bundles, the outreach and lock-in lists and an index.
 
@@ -832,14 +848,19 @@ def write_reports(
         window of the ``multi_provider`` and ``cms_oms`` flags).
     list_format : {"parquet", "csv"}
         Format of ``outreach`` and ``lock_in``.
+    date_format, max_reject_share :
+        As for :func:`rxrisk.score`: the format of text dates in another form, and the
+        share of rejected rows that stops the run before anything is written.
 
     Returns
     -------
     dict
-        Counts of pages and list rows, paths, notes and seconds.
+        Counts of pages and list rows, paths, notes, seconds, and the claims' audit blocks
+        (``pharmacy``, ``medical``) with their ``warnings``.
     """
     from rxrisk import report_html
-    from rxrisk.outputs import write_table
+    from rxrisk.intake import audit_warnings
+    from rxrisk.outputs import Commit
     from rxrisk.pipeline import Clock, ingest, load_config
     from rxrisk.rules import load_rules
 
@@ -854,6 +875,15 @@ def write_reports(
         raise InputError(f"--out {out}: folder {out.parent} does not exist; create it first")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file; give a folder for the report")
+    check_report_paths(
+        out,
+        members=members,
+        pharmacy=pharmacy,
+        medical=medical,
+        reference=reference,
+        rules=rules,
+        codesets=codesets,
+    )
     ruleset = load_rules(rules)
     table, a = pick_as_of(load_members(members), as_of)
     selected = selection_mask(table, flags, reasons)
@@ -872,7 +902,15 @@ def write_reports(
     clock.lap("members")
 
     cfg = load_config(reference=reference, rules=ruleset, codesets=codesets)
-    data = ingest(pharmacy, medical, cfg, clock=clock)
+    max_reject_share = cfg.reject_share(max_reject_share)
+    data = ingest(
+        pharmacy,
+        medical,
+        cfg,
+        clock=clock,
+        date_format=date_format,
+        max_reject_share=max_reject_share,
+    )
     need = np.flatnonzero(selected | lock_mask)
     wanted = table.column("member_id").take(pa.array(need, pa.int64())).combine_chunks()
     fills = member_fills(data, wanted)
@@ -884,63 +922,100 @@ def write_reports(
     daily = daily_series(fills, len(wanted), first, a)
     clock.lap("claims")
 
-    out.mkdir(exist_ok=True)
-    (out / "members").mkdir(exist_ok=True)
-    (out / "prescribers").mkdir(exist_ok=True)
-    rows = table.take(pa.array(need, pa.int64())).to_pylist()
-    ids = [str(r["member_id"]) for r in rows]
-    stems = dict(zip(sel_pos.tolist(), safe_stems([ids[i] for i in sel_pos]), strict=True))
-    ctx = ReportContext(
-        as_of=a,
-        lookback_days=lookback_days,
-        first_day=first,
-        ruleset=ruleset,
-        thresholds=rule_thresholds(ruleset),
-        stems=stems,
-    )
-    in_window = (fills.start >= first) & (fills.start <= a)
-    sections = {}
-    written = {"members": set(), "prescribers": set()}
-    for m in sel_pos.tolist():
-        view = report_html.MemberView.build(m, rows[m], fills, daily, events, ctx, in_window)
-        sections[m] = view
-        name = f"{stems[m]}.html"
-        _write_text(out / "members" / name, report_html.member_page(view, ctx))
-        written["members"].add(name)
-    clock.lap("member pages")
-
-    # prescriber -> selected members with a tracked fill they wrote in the lookback
-    is_sel = np.zeros(len(wanted), bool)
-    is_sel[sel_pos] = True
-    k = in_window & (fills.prescriber >= 0) & is_sel[fills.member]
-    pairs = np.unique(np.stack([fills.prescriber[k].astype(np.int64), fills.member[k]]), axis=1)
-    presc_ids = fills.prescriber_ids.to_pylist()
-    p_codes = np.unique(pairs[0]) if pairs.size else np.zeros(0, np.int64)
-    p_stems = safe_stems([str(presc_ids[p]) for p in p_codes])
-    bundles = []
-    for p, stem in zip(p_codes.tolist(), p_stems, strict=True):
-        ms = pairs[1][pairs[0] == p].tolist()
-        ms.sort(key=lambda m: ids[m])
-        name = f"{stem}.html"
-        _write_text(
-            out / "prescribers" / name,
-            report_html.prescriber_page(str(presc_ids[p]), p, [sections[m] for m in ms], ctx),
+    # every file is written under a temporary name and renamed into place once all were
+    # written: a failed or interrupted run leaves the previous report as it was
+    with Commit() as run:
+        run.folder(out)
+        run.folder(out / "members")
+        run.folder(out / "prescribers")
+        rows = table.take(pa.array(need, pa.int64())).to_pylist()
+        ids = [str(r["member_id"]) for r in rows]
+        stems = dict(zip(sel_pos.tolist(), safe_stems([ids[i] for i in sel_pos]), strict=True))
+        ctx = ReportContext(
+            as_of=a,
+            lookback_days=lookback_days,
+            first_day=first,
+            ruleset=ruleset,
+            thresholds=rule_thresholds(ruleset),
+            stems=stems,
         )
-        written["prescribers"].add(name)
-        bundles.append((str(presc_ids[p]), name, len(ms)))
-    clock.lap("prescriber pages")
+        in_window = (fills.start >= first) & (fills.start <= a)
+        sections = {}
+        written = {"members": set(), "prescribers": set()}
+        for m in sel_pos.tolist():
+            view = report_html.MemberView.build(m, rows[m], fills, daily, events, ctx, in_window)
+            sections[m] = view
+            name = f"{stems[m]}.html"
+            run.text(report_html.member_page(view, ctx), out / "members" / name)
+            written["members"].add(name)
+        clock.lap("member pages")
 
-    profile = {ids[m]: f"members/{stems[m]}.html" for m in sel_pos.tolist()}
-    ext = "." + list_format
-    outreach = outreach_table(table.filter(pa.array(outreach_mask)))
-    outreach = _with_profile(outreach, profile)
-    write_table(outreach, out / f"outreach{ext}")
-    lock_rows = np.flatnonzero(lock_mask[need])
-    lock = lock_in_table(
-        table.take(pa.array(need[lock_rows], pa.int64())), fills, lock_rows, first, a
-    )
-    lock = _with_profile(lock, profile)
-    write_table(lock, out / f"lock_in{ext}")
+        # prescriber -> selected members with a tracked fill they wrote in the lookback
+        is_sel = np.zeros(len(wanted), bool)
+        is_sel[sel_pos] = True
+        k = in_window & (fills.prescriber >= 0) & is_sel[fills.member]
+        pairs = np.unique(np.stack([fills.prescriber[k].astype(np.int64), fills.member[k]]), axis=1)
+        presc_ids = fills.prescriber_ids.to_pylist()
+        p_codes = np.unique(pairs[0]) if pairs.size else np.zeros(0, np.int64)
+        p_stems = safe_stems([str(presc_ids[p]) for p in p_codes])
+        bundles = []
+        for p, stem in zip(p_codes.tolist(), p_stems, strict=True):
+            ms = pairs[1][pairs[0] == p].tolist()
+            ms.sort(key=lambda m: ids[m])
+            name = f"{stem}.html"
+            run.text(
+                report_html.prescriber_page(str(presc_ids[p]), p, [sections[m] for m in ms], ctx),
+                out / "prescribers" / name,
+            )
+            written["prescribers"].add(name)
+            bundles.append((str(presc_ids[p]), name, len(ms)))
+        clock.lap("prescriber pages")
+
+        profile = {ids[m]: f"members/{stems[m]}.html" for m in sel_pos.tolist()}
+        ext = "." + list_format
+        outreach = outreach_table(table.filter(pa.array(outreach_mask)))
+        outreach = _with_profile(outreach, profile)
+        run.table(outreach, out / f"outreach{ext}")
+        lock_rows = np.flatnonzero(lock_mask[need])
+        lock = lock_in_table(
+            table.take(pa.array(need[lock_rows], pa.int64())), fills, lock_rows, first, a
+        )
+        lock = _with_profile(lock, profile)
+        run.table(lock, out / f"lock_in{ext}")
+        summary = {
+            "out_dir": str(out),
+            "as_of": str(date_of(a)),
+            "lookback_days": lookback_days,
+            "members_in_table": int(table.num_rows),
+            "members_selected": n_sel,
+            "member_pages": len(written["members"]),
+            "prescriber_pages": len(written["prescribers"]),
+            "outreach_rows": int(outreach.num_rows),
+            "lock_in_rows": int(lock.num_rows),
+            "files": {
+                "index": "index.html",
+                "outreach": f"outreach{ext}",
+                "lock_in": f"lock_in{ext}",
+            },
+            "notes": notes,
+            **data.audit_blocks(),
+            "warnings": audit_warnings(
+                data.audit_blocks(),
+                max_reject_share=max_reject_share,
+                max_days_supply=cfg.metrics.max_days_supply,
+            ),
+        }
+        run.text(
+            report_html.index_page(
+                summary,
+                [(ids[m], stems[m], rows[m]) for m in sel_pos.tolist()],
+                bundles,
+                outreach,
+                lock,
+                ctx,
+            ),
+            out / "index.html",
+        )
     for sub, names in written.items():  # pages of an earlier run that are not in this one
         for old in (out / sub).glob("*.html"):
             if old.name not in names:
@@ -949,34 +1024,6 @@ def write_reports(
         if other != list_format:
             for stale in ("outreach", "lock_in"):
                 (out / f"{stale}.{other}").unlink(missing_ok=True)
-    summary = {
-        "out_dir": str(out),
-        "as_of": str(date_of(a)),
-        "lookback_days": lookback_days,
-        "members_in_table": int(table.num_rows),
-        "members_selected": n_sel,
-        "member_pages": len(written["members"]),
-        "prescriber_pages": len(written["prescribers"]),
-        "outreach_rows": int(outreach.num_rows),
-        "lock_in_rows": int(lock.num_rows),
-        "files": {
-            "index": "index.html",
-            "outreach": f"outreach{ext}",
-            "lock_in": f"lock_in{ext}",
-        },
-        "notes": notes,
-    }
-    _write_text(
-        out / "index.html",
-        report_html.index_page(
-            summary,
-            [(ids[m], stems[m], rows[m]) for m in sel_pos.tolist()],
-            bundles,
-            outreach,
-            lock,
-            ctx,
-        ),
-    )
     clock.lap("lists")
     summary["seconds"] = {**clock.seconds, "total": round(time.perf_counter() - t0, 6)}
     return summary

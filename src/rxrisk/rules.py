@@ -1,27 +1,31 @@
-"""Rule sets: msgspec-typed config (SPEC 2 [config] numbers and SPEC 3 flags) and their
+"""Rule sets: msgspec-typed config (the metric settings and the flags) and their
 vectorised evaluation over metric columns.
 
 A flag's ``when`` is a small boolean expression language parsed with :mod:`ast` (never
 ``eval``): ``and``, ``or``, ``not``, parentheses, names of metric columns or earlier flags, and
-comparisons of a column with a number. Every error names the file, the rule and the field.
+comparisons of a column with a finite number. An expression is at most
+:data:`MAX_WHEN_CHARS` characters long and :data:`MAX_WHEN_DEPTH` levels deep. Every error
+names the file, the rule and the field.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import math
+import os
 from pathlib import Path
 
 import msgspec
 import numpy as np
 
-from rxrisk.errors import InputError
+from rxrisk.errors import TOML_TOO_DEEP, InputError
 from rxrisk.reference import EDITIONS
 from rxrisk.resources import data_path
 
 
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The [config] numbers of SPEC section 2."""
+    """The settings of the metrics (``[metrics]`` of a rule file)."""
 
     windows: list[int] = msgspec.field(default_factory=lambda: [90, 180, 365])
     high_dose_mme: float = 90.0
@@ -31,6 +35,7 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_days_supply: int = 365
     factor_edition: str = "cdc2022"
     tolerance: float = 1e-9
+    max_reject_share: float = 0.25
 
     @property
     def horizon(self) -> int:
@@ -67,9 +72,10 @@ def load_rules(source=None) -> RuleSet:
 
     Parameters
     ----------
-    source : None, str, Path or RuleSet
-        None for the packaged default (``data/rules/default.toml``); a TOML file path; or an
-        already-built :class:`RuleSet` (validated again).
+    source : None, str, os.PathLike, dict or RuleSet
+        None for the packaged default (``data/rules/default.toml``); a TOML file path; a dict
+        of the same structure as the TOML file (``{"metrics": {...}, "flags": [{...}]}``); or
+        an already-built :class:`RuleSet` (validated again).
 
     Returns
     -------
@@ -83,6 +89,19 @@ def load_rules(source=None) -> RuleSet:
     if isinstance(source, RuleSet):
         _check(source)
         return source
+    if isinstance(source, dict):
+        data = {"source": "<rules dict>", **source}
+        try:
+            rules = msgspec.convert(data, type=RuleSet)
+        except msgspec.ValidationError as exc:
+            raise InputError(f"rules file <rules dict>: {_explain(exc)}") from None
+        _check(rules)
+        return rules
+    if source is not None and not isinstance(source, (str, os.PathLike)):
+        raise InputError(
+            f"rules: cannot use an object of type {type(source).__name__}; give a rule file "
+            "path, a dict of the same structure as the file, or a RuleSet"
+        )
     path = Path(source) if source is not None else data_path("rules", "default.toml")
     try:
         raw = path.read_bytes()
@@ -96,6 +115,8 @@ def load_rules(source=None) -> RuleSet:
         raise InputError(f"rules file {path}: {_explain(exc)}") from None
     except msgspec.DecodeError as exc:
         raise InputError(f"rules file {path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise InputError(f"rules file {path}: {TOML_TOO_DEEP}") from None
     rules = msgspec.structs.replace(rules, source=str(path))
     _check(rules)
     return rules
@@ -135,6 +156,15 @@ def _check(rules: RuleSet) -> None:
         )
     if not (0 <= m.tolerance < 1):
         raise InputError(f"{where}: [metrics] tolerance {m.tolerance} must be >= 0 and < 1")
+    if not (0 <= m.max_reject_share <= 1):  # also refuses nan
+        raise InputError(
+            f"{where}: [metrics] max_reject_share {m.max_reject_share} must be a share from 0 to 1, "
+            "e.g. 0.25 (1 never stops a run)"
+        )
+    if not (math.isfinite(m.high_dose_mme) and m.high_dose_mme >= 0):
+        raise InputError(
+            f"{where}: [metrics] high_dose_mme {m.high_dose_mme} must be a finite MME >= 0, e.g. 90"
+        )
     compile_flags(rules, _metric_kinds(m))
 
 
@@ -174,12 +204,22 @@ def compile_flags(rules: RuleSet, kinds: dict[str, str]) -> list[tuple[str, ast.
             raise InputError(
                 f"{where}: name is already used by a metric or an earlier flag; rename it"
             )
+        text = " ".join(flag.when.split())
+        if len(text) > MAX_WHEN_CHARS:
+            raise InputError(
+                f"{where}: field when: {len(text):,} characters long; write it in at most "
+                f"{MAX_WHEN_CHARS:,} (split it over several flags)"
+            )
         try:
-            tree = ast.parse(" ".join(flag.when.split()), mode="eval").body
+            tree = ast.parse(text, mode="eval").body
         except SyntaxError as exc:
             raise InputError(
-                f"{where}: field when: cannot parse {flag.when!r} ({exc.msg})"
+                f"{where}: field when: cannot parse {_short(text)!r} ({exc.msg})"
             ) from None
+        except (RecursionError, MemoryError):
+            raise InputError(_too_deep(where)) from None
+        if _depth(tree) > MAX_WHEN_DEPTH:
+            raise InputError(_too_deep(where))
         if _check_node(tree, known, where) != "bool":
             raise InputError(
                 f"{where}: field when: {ast.unparse(tree)!r} is a number, not a condition; compare it, e.g. {ast.unparse(tree)} >= 1"
@@ -188,6 +228,36 @@ def compile_flags(rules: RuleSet, kinds: dict[str, str]) -> list[tuple[str, ast.
         known[flag.name] = "bool"
         seen.add(flag.name)
     return compiled
+
+
+#: Longest flag expression (characters, after collapsing white space) and deepest nesting of
+#: and / or / not, parentheses and comparisons that a rule file may use.
+MAX_WHEN_CHARS = 100_000
+MAX_WHEN_DEPTH = 100
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _too_deep(where: str) -> str:
+    return (
+        f"{where}: field when: nested more than {MAX_WHEN_DEPTH} levels deep; write it with "
+        "fewer levels of and / or / not and parentheses (split it over several flags)"
+    )
+
+
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth of an expression tree (a comparison such as ``x >= 1`` is 3 deep),
+    walked without recursion and only to just past :data:`MAX_WHEN_DEPTH`."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if d <= MAX_WHEN_DEPTH:  # deeper is refused anyway: stop walking there
+            stack.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _check_node(node: ast.AST, known: dict[str, str], where: str) -> str:
@@ -210,6 +280,16 @@ def _check_node(node: ast.AST, known: dict[str, str], where: str) -> str:
                 f"{where}: field when: {ast.unparse(node)!r}: use one comparison (>=, >, <=, <, ==, !=) of a column with a number"
             )
         left, right = node.left, node.comparators[0]
+        number = right.value if isinstance(right, ast.Constant) else None
+        if isinstance(number, float) and not math.isfinite(number):
+            raise InputError(
+                f"{where}: field when: {ast.unparse(node)!r}: compare with a finite number"
+            )
+        if isinstance(right, ast.Name) and right.id.lower() in ("nan", "inf", "infinity"):
+            raise InputError(
+                f"{where}: field when: {ast.unparse(node)!r}: {right.id} is not a threshold; "
+                "compare with a finite number"
+            )
         if not (
             isinstance(left, ast.Name)
             and isinstance(right, ast.Constant)

@@ -1,4 +1,4 @@
-"""Names and Arrow types of the member-table columns (SPEC section 4), derived from config."""
+"""Names and Arrow types of the member-table columns, derived from config."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def metric_fields(windows, ed_days: int, dx_days: int) -> list[pa.Field]:
     windows : sequence of int
         Window lengths in days, ascending.
     ed_days, dx_days : int
-        The ``E`` and ``D`` lookbacks of SPEC section 2.
+        The ``E`` and ``D`` lookbacks of the data dictionary.
     """
     fields: list[pa.Field] = []
     for w in windows:

@@ -1,10 +1,10 @@
 """The same engine on Apache Spark (optional extra ``rxrisk[spark]``; see docs/spark.md).
 
-:func:`score` takes Spark DataFrames and returns the SPEC 4 member table as a Spark DataFrame
+:func:`score` takes Spark DataFrames and returns the member table as a Spark DataFrame
 plus the audit, equal row for row and value for value to :func:`rxrisk.score` on the same
 data. No engine code is duplicated: each partition runs the in-process functions.
 
-Two stages, because claim ids are global (SPEC 1.5: reversal matching and duplicate
+Two stages, because claim ids are global (reversal matching and duplicate
 detection are on claim_id alone, across the whole book, first in input order):
 
 * **Stage A (buckets)**: every pharmacy row gets an input ordinal ``_rx_row``; rows are
@@ -23,7 +23,7 @@ detection are on claim_id alone, across the whole book, first in input order):
 Input order for Spark is the DataFrame's order (partition, then row), as captured by
 ``monotonically_increasing_id`` when :func:`score` adds ``_rx_row``; if the pharmacy DataFrame
 already has a ``_rx_row`` column (as :func:`read_pharmacy` adds: files in path order, then row
-order, as SPEC 7 defines it for folders), that column is the order.
+order, as the edits replay defines it for folders), that column is the order.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 
 from rxrisk import __version__
 from rxrisk.errors import InputError
+from rxrisk.intake import Offenders
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -61,7 +62,7 @@ _KEY = "_rx_key"
 _SRC = "_rx_src"
 _ORD = "_rx_ord"
 _SRC_PHARMACY, _SRC_MEDICAL, _SRC_AUDIT = 0, 1, 2
-_TRIM_RE = r"^[ \t\r\n]+|[ \t\r\n]+$"  # SPEC 1.1 trimming (space, tab, CR, LF), Java regex
+_TRIM_RE = r"^[ \t\r\n]+|[ \t\r\n]+$"  # trimming (space, tab, CR, LF), Java regex
 _FILE_BITS = 40  # read_pharmacy: ordinal = file rank << 40 | row index within the file
 _OUT_CHUNK = 65536
 
@@ -76,10 +77,10 @@ class SparkResult:
     Attributes
     ----------
     members : pyspark.sql.DataFrame
-        The SPEC 4 member table, ordered by member_id then as_of. It reads the persisted
+        The member table, ordered by member_id then as_of. It reads the persisted
         stage-B output: :meth:`unpersist` frees it when you are done.
     audit : dict
-        The audit of SPEC 4, equal to the in-process one apart from ``seconds``, which here
+        The audit, equal to the in-process one apart from ``seconds``, which here
         holds ``prepare`` (driver: configuration, schema checks), ``run`` (wall time of the
         Spark job running both stages), and ``buckets_tasks`` / ``scoring_tasks`` (task
         seconds summed over partitions).
@@ -135,16 +136,24 @@ def _path_kind(path: str, label: str) -> str:
 
 
 def check_source(path, label: str) -> str:
-    """``"parquet"`` or ``"csv"`` for a readable input path; InputError (exit 2) otherwise."""
-    path = str(path)
+    """``"parquet"`` or ``"csv"`` for a readable input path; InputError (exit 2) otherwise
+    (for a local Parquet file or folder, the parts are checked: :func:`_check_parts`)."""
+    return _check_source(str(path), label)[0]
+
+
+def _check_source(path: str, label: str) -> tuple[str, bool]:
+    """(kind, whether Spark must merge the parts' schemas)."""
     if "://" not in path and not Path(path).exists():
         raise InputError(f"{label} input {path}: no such file or folder; check the path")
-    return _path_kind(path, label)
+    kind = _path_kind(path, label)
+    merge = kind == "parquet" and "://" not in path and _check_parts(path, label)
+    return kind, merge
 
 
 def _read(spark: SparkSession, path, label: str) -> DataFrame:
     path = str(path)
-    if check_source(path, label) == "csv":
+    kind, merge = _check_source(path, label)
+    if kind == "csv":
         # Everything as text, RFC 4180 quotes (like pyarrow); per-row parse failures become
         # rejected rows. Spark reads an empty field as null where pyarrow reads "": both end
         # in the same bucket (blank ids are null, an empty date/number is unparseable).
@@ -155,13 +164,35 @@ def _read(spark: SparkSession, path, label: str) -> DataFrame:
             .option("mode", "PERMISSIVE")
             .csv(path)
         )
-    return spark.read.parquet(path)
+    # parts lacking some columns: Spark merges the parts' schemas (null where missing)
+    return (spark.read.option("mergeSchema", "true") if merge else spark.read).parquet(path)
+
+
+def _check_parts(path: str, label: str) -> bool:
+    """The in-process check of a local Parquet file or folder's footers, on the driver: a
+    part without a required column, conflicting types or a duplicate column is an
+    InputError naming the parts. Spark does not widen types between parts, so here a
+    column must also have one type in every part. True when some parts lack columns
+    (Spark then merges the schemas, the column being null there)."""
+    from rxrisk import inputs
+
+    _, schemas, unified = inputs.parquet_schema(Path(path), label)
+    for name in unified.names:
+        types = {s.field(name).type for s in schemas if name in s.names}
+        types.discard(pa.null())
+        if len(types) > 1:
+            shown = " and ".join(sorted(str(t) for t in types))
+            raise InputError(
+                f"{label} input {path}: column '{name}' is {shown} in different parts; with "
+                "--engine spark give the column one type in every part"
+            )
+    return any(s.names != unified.names for s in schemas)
 
 
 def read_pharmacy(spark: SparkSession, path) -> DataFrame:
     """Read pharmacy claims (Parquet file or folder, or one CSV file) with the input ordinal.
 
-    The ``_rx_row`` column follows SPEC input order: for a folder, files in path order, then
+    The ``_rx_row`` column follows input order: for a folder, files in path order, then
     rows in file order (``file rank << 40 | row index``, from Parquet's ``_metadata``); for a
     single CSV file, its row order.
     """
@@ -204,6 +235,7 @@ class _Shipped:
     pharmacy_columns: tuple[str, ...]
     medical_columns: tuple[str, ...]
     output_schema: bytes  # serialized Arrow schema of the stage-B output
+    date_format: str | None = None  # explicit format of text dates
 
 
 def _pack_file(path) -> tuple:
@@ -258,7 +290,7 @@ class _Env:
     reference: Any
     rules: Any
     codesets: Any
-    reference_ndc: pa.Array
+    drugs: Any  # rxrisk.encode.DrugTable
     max_days_supply: int
 
 
@@ -269,6 +301,7 @@ def _env(cfg: _Shipped) -> _Env:
     """Executor side, once per Python worker and configuration."""
     env = _ENVS.get(cfg.key)
     if env is None:
+        from rxrisk.encode import DrugTable
         from rxrisk.reference import load_reference
         from rxrisk.rules import load_rules
 
@@ -279,7 +312,7 @@ def _env(cfg: _Shipped) -> _Env:
             reference=reference,
             rules=rules,
             codesets=codesets,
-            reference_ndc=ref.column("ndc").combine_chunks(),
+            drugs=DrugTable.from_reference(ref),
             max_days_supply=m.max_days_supply,
         )
         _ENVS[cfg.key] = env
@@ -319,15 +352,20 @@ def _stage_a(cfg: _Shipped, batches):
     t0 = time.perf_counter()
     env = _env(cfg)
     src = inputs.Source(table.drop_columns([ROW]), "pharmacy")
-    rows = validate.validate_pharmacy(
-        inputs.conform_pharmacy(src), env.reference_ndc, max_days_supply=env.max_days_supply
-    )
+    cols = inputs.conform_pharmacy(src, date_format=cfg.date_format)
+    rows = validate.validate_pharmacy(cols, env.drugs, max_days_supply=env.max_days_supply)
     used = np.flatnonzero(rows.bucket == validate.PHARMACY_BUCKETS.index("used"))
     out = table.take(pa.array(used, pa.int64()))
     out = out.append_column(_AUDIT, pa.nulls(out.num_rows, pa.string()))
     yield from out.to_batches(max_chunksize=_OUT_CHUNK)
     first = int(pc.min(table.column(ROW)).as_py())
-    report = {"pharmacy": rows.counts(), "seconds": time.perf_counter() - t0}
+    offenders = Offenders()
+    offenders.add("pharmacy", src.table, rows.reason, validate.PHARMACY_REASONS)
+    report = {
+        "pharmacy": rows.counts(),
+        "offenders": offenders.of("pharmacy"),
+        "seconds": time.perf_counter() - t0,
+    }
     # The audit row's ordinal is negative and unique per partition (it spreads audit rows).
     yield _audit_row(out.schema, json.dumps(report), row=-1 - first)
 
@@ -365,6 +403,8 @@ def _stage_b(cfg: _Shipped, batches):
                 rules=env.rules,
                 codesets=env.codesets,
                 threads=1,
+                date_format=cfg.date_format,
+                max_reject_share=1.0,  # the driver decides on the summed counts
             )
         except InputError as exc:
             report["error"] = str(exc)
@@ -382,8 +422,23 @@ def _stage_b(cfg: _Shipped, batches):
                 rows_out=a["rows_out"],
                 config_digest=a["config_digest"],
             )
+            if md is not None and any(a["medical"]["rejected_by_reason"].values()):
+                report["offenders"] = _medical_offenders(cfg, env, md)
     report["seconds"] = time.perf_counter() - t0
     yield _audit_row(schema, json.dumps(report))
+
+
+def _medical_offenders(cfg: _Shipped, env: _Env, md: pa.Table) -> dict:
+    """Offending values of the rejected medical rows of a partition (only run when it has
+    some): ``{reason: [shown values]}``."""
+    from rxrisk import inputs, validate
+    from rxrisk.codesets import load_codesets
+
+    cols = inputs.conform_medical(inputs.Source(md, "medical"), date_format=cfg.date_format)
+    rows = validate.validate_medical(cols, load_codesets(env.codesets))
+    offenders = Offenders()
+    offenders.add("medical", md, rows.reason, validate.MEDICAL_REASONS)
+    return offenders.of("medical")
 
 
 # ------------------------------------------------------------------------------ driver
@@ -404,7 +459,7 @@ def _quiet_pandas_warning():
 
 
 def _trimmed(col, dtype) -> Any:
-    """Spark expression: the SPEC 1.1 trimmed text of a column, null when blank."""
+    """Spark expression: the trimmed text of a column, null when blank."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
 
@@ -449,17 +504,19 @@ def score(
     codesets=None,
     partitions: int | None = None,
     labels: tuple[str, str] = ("pharmacy", "medical"),
+    date_format: str | None = None,
+    max_reject_share: float | None = None,
 ) -> SparkResult:
     """Score members on Spark: exactly :func:`rxrisk.score` on the same rows.
 
     Parameters
     ----------
     pharmacy_df : pyspark.sql.DataFrame
-        Pharmacy claims (SPEC 1.1 columns; extra columns are ignored). Input order is the
+        Pharmacy claims (columns; extra columns are ignored). Input order is the
         DataFrame's order, or its ``_rx_row`` column (unique integers) when present (see
         :func:`read_pharmacy`).
     medical_df : pyspark.sql.DataFrame, optional
-        Medical events (SPEC 1.2).
+        Medical events.
     as_of, reference, rules, codesets
         As for :func:`rxrisk.score`. ``reference`` (a CSV/Parquet path or a pyarrow Table),
         ``rules`` (a path or RuleSet) and ``codesets`` (a path) are read on the driver and
@@ -469,11 +526,14 @@ def score(
         holds its rows in one Python worker's memory; see docs/spark.md for sizing.
     labels : (str, str)
         Names of the inputs in error messages (the CLI passes the paths).
+    date_format, max_reject_share
+        As for :func:`rxrisk.score`; the stop on rejected rows is decided on the driver
+        from the counts of every partition, before the member table is handed back.
 
     Returns
     -------
     SparkResult
-        ``.members`` (Spark DataFrame, SPEC 4 schema, sorted by member_id then as_of),
+        ``.members`` (Spark DataFrame, schema, sorted by member_id then as_of),
         ``.audit`` (dict, summed over partitions), ``.schema`` and ``.to_arrow()``. Unpacks as
         ``members, audit``. The audit is computed eagerly: this call runs the Spark job.
 
@@ -490,14 +550,21 @@ def score(
     from rxrisk.api import parse_as_of
     from rxrisk.api import score as score_local
     from rxrisk.codesets import load_codesets
+    from rxrisk.intake import audit_warnings, check, check_max_reject_share
     from rxrisk.reference import load_reference
     from rxrisk.rules import load_rules
 
     t0 = time.perf_counter()
     spark = pharmacy_df.sparkSession
+    date_format = inputs.check_date_format(date_format)
+    if max_reject_share is not None:  # fail fast; the rule file's share applies when None
+        check_max_reject_share(max_reject_share)
     days = parse_as_of(as_of)
     as_of_text = tuple(str(np.datetime64(int(d), "D")) for d in days)
     ruleset = load_rules(rules)
+    max_reject_share = check_max_reject_share(
+        max_reject_share, default=ruleset.metrics.max_reject_share
+    )
     load_reference(reference, edition=ruleset.metrics.factor_edition)  # fail fast, on the driver
     load_codesets(codesets)
     n_parts = int(partitions or int(spark.conf.get("spark.sql.shuffle.partitions")))
@@ -552,6 +619,7 @@ def score(
         pharmacy_columns=ph_cols,
         medical_columns=md_cols,
         output_schema=out_arrow.serialize().to_pybytes(),
+        date_format=date_format,
     )
 
     # ---- stage A: buckets, partitioned by trimmed claim id, in input order
@@ -616,10 +684,13 @@ def score(
     scored = rows_out = used_medical = used_pharmacy_b = 0
     a_seconds = b_seconds = 0.0
     errors = []
+    offenders = Offenders()
     for r in reports:
         for a in r["stage_a"]:
             _add_blocks(ph_block, a["pharmacy"])
+            offenders.merge("pharmacy", a.get("offenders", {}))
             a_seconds += a["seconds"]
+        offenders.merge("medical", r.get("offenders", {}))
         b_seconds += r["seconds"]
         if "error" in r:
             errors.append(r["error"])
@@ -646,6 +717,18 @@ def score(
     if errors:
         b_out.unpersist()
         raise InputError(errors[0])
+    max_days_supply = ruleset.metrics.max_days_supply
+    try:
+        check(
+            {"pharmacy": ph_block, "medical": md_block},
+            names={"pharmacy": labels[0], "medical": labels[1] if medical_df is not None else None},
+            offenders=offenders,
+            max_reject_share=max_reject_share,
+            max_days_supply=max_days_supply,
+        )
+    except InputError:
+        b_out.unpersist()
+        raise
     if used_pharmacy_b != used_pharmacy:  # cannot happen: stage B re-validates used rows
         b_out.unpersist()
         raise RuntimeError(
@@ -675,5 +758,10 @@ def score(
         },
         "version": __version__,
         "config_digest": empty.audit["config_digest"],
+        "warnings": audit_warnings(
+            {"pharmacy": ph_block, "medical": md_block},
+            max_reject_share=max_reject_share,
+            max_days_supply=max_days_supply,
+        ),
     }
     return SparkResult(members=members, audit=audit, schema=schema, _cached=b_out)

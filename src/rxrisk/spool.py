@@ -2,11 +2,14 @@
 Arrow IPC spill files (one per partition), read back one partition at a time.
 
 Rows keep their arrival order within a partition, so a partition read back is in input order.
+Spill folders are named after the process that owns them (:mod:`rxrisk.runfiles`); the first
+spill into a folder removes the spill folders that killed runs left there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +19,23 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from rxrisk.errors import InputError
+from rxrisk.runfiles import spill_name, sweep_spill
+
+_live: set[Path] = set()  # spill folders of this process not yet removed by Spool.close
+
+
+def remove_live_spills() -> None:
+    """Remove every spill folder this process still has (the CLI calls it when a run ends by
+    an error or a signal, whatever point the run had reached)."""
+    for folder in list(_live):
+        shutil.rmtree(folder, ignore_errors=True)
+        _live.discard(folder)
+
+
+def sweep_spill_root(root=None) -> list[Path]:
+    """Remove the spill folders of killed runs from ``root`` (default: the system temporary
+    folder); see :mod:`rxrisk.runfiles`."""
+    return sweep_spill(os.path.realpath(root if root is not None else tempfile.gettempdir()))
 
 
 class Spool:
@@ -30,8 +50,8 @@ class Spool:
     budget_bytes : int
         Bytes held in memory before everything moves to spill files (0: spill at once).
     spill_dir : path or None
-        Folder for the spill files (a private temporary folder is made inside it, or in the
-        system temporary folder when None, and removed by :meth:`close`).
+        Folder for the spill files (a private folder named after this process is made inside
+        it, or in the system temporary folder when None, and removed by :meth:`close`).
     """
 
     def __init__(self, name: str, n_parts: int, *, budget_bytes: int, spill_dir=None):
@@ -90,7 +110,18 @@ class Spool:
         root = self.spill_root
         if root is not None and not Path(root).is_dir():
             raise InputError(f"--spill-dir {root}: no such folder; create it or choose another")
-        self._dir = Path(tempfile.mkdtemp(prefix=f"rxrisk-{self.name}-", dir=root))
+        base = Path(root if root is not None else tempfile.gettempdir())
+        sweep_spill_root(base)
+        path = base / spill_name(self.name)
+        try:
+            path.mkdir(mode=0o700)
+        except OSError as exc:
+            raise InputError(
+                f"--spill-dir {base}: cannot create a spill folder there "
+                f"({exc.strerror or type(exc).__name__}); choose another folder"
+            ) from None
+        _live.add(path)
+        self._dir = path
         for p, pieces in enumerate(self._memory):
             for piece in pieces:
                 self._write(p, piece)
@@ -139,6 +170,7 @@ class Spool:
         self._memory = [[] for _ in range(self.n_parts)]
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+            _live.discard(self._dir)
 
     def __enter__(self) -> Spool:
         return self

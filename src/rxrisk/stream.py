@@ -4,14 +4,15 @@
 Flow, in one direction:
 
 1. **Stream** each input batch by batch (Parquet file or folder, Arrow IPC, CSV, Arrow
-   table or stream). Every batch gets the row-local checks of SPEC 1.5
+   table or stream). Every batch gets the row-local checks of validation
    (:func:`rxrisk.validate.check_pharmacy`, :func:`rxrisk.validate.validate_medical`); its
    counts go to the audit, its rejected rows (if asked) to the quarantine, and then the
    batch is dropped. What is kept:
 
-   - *claim keys*: input row number, kind (reversal / paid / tracked) and claim id of every
-     row that takes part in SPEC 1.5's book-wide claim-id matching, partitioned by a hash of
-     the trimmed claim id, so equal ids always share a partition;
+   - *claim keys*: input row number, kind (reversal / paid) and claim id of every row that
+     takes part in the book-wide claim-id matching (tracked rows that passed the checks:
+     untracked rows are counted and never hashed or kept), partitioned by a hash of the
+     trimmed claim id, so equal ids always share a partition;
    - *tracked rows*: the paid rows whose NDC is in the reference (a few per cent of a book)
      and the classified medical rows, partitioned by a hash of the member id.
 
@@ -44,7 +45,7 @@ from rxrisk.errors import InputError
 from rxrisk.spool import Spool
 
 #: kind bits of a claim key
-_REVERSAL, _PAID, _TRACKED = 1, 2, 4
+_REVERSAL, _PAID = 1, 2
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,13 @@ class StreamOptions:
         Folder for spill files (default: the system temporary folder).
     rows_per_partition : int
         Input rows per partition when ``partitions`` is None.
+    min_partition_rows : int
+        Fewest input rows per partition: when the row count is known before reading, the
+        partition counts used are at most ``rows / min_partition_rows`` (at least 1), whatever
+        ``partitions`` and ``claim_partitions`` ask for.
+
+    The ranges (inclusive) are in :data:`RANGES`; a value outside its range is an
+    :class:`~rxrisk.errors.InputError` naming the field and the range.
     """
 
     batch_rows: int = 1_000_000
@@ -75,14 +83,47 @@ class StreamOptions:
     memory_bytes: int = 1 << 30
     spill_dir: str | None = None
     rows_per_partition: int = 100_000_000
+    min_partition_rows: int = 10_000
 
     def __post_init__(self):
-        for name in ("batch_rows", "partitions", "claim_partitions", "rows_per_partition"):
+        for name in RANGES:
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise InputError(f"{name} {v!r}: give a whole number of at least 1")
-        if self.memory_bytes < 0:
-            raise InputError(f"memory_bytes {self.memory_bytes!r}: give 0 or more")
+            if v is not None or name not in ("partitions", "claim_partitions"):
+                check_range(name, v)
+
+
+#: Allowed values of the :class:`StreamOptions` fields, inclusive (``--batch-rows``,
+#: ``--partitions`` and ``--memory-budget`` on the command line).
+RANGES = {
+    "batch_rows": (1, 100_000_000),
+    "partitions": (1, 4096),
+    "claim_partitions": (1, 4096),
+    "memory_bytes": (0, 1 << 40),
+    "rows_per_partition": (1, 1 << 62),
+    "min_partition_rows": (1, 1 << 62),
+}
+
+
+def describe_range(name: str) -> str:
+    """``between 1 and 4,096``; sizes in bytes also with a unit (``1T``)."""
+    lo, hi = RANGES[name]
+    if name == "memory_bytes":
+        return f"between 0 and 1T ({hi:,} bytes)"
+    return f"between {lo:,} and {hi:,}"
+
+
+def check_range(name: str, value, option: str | None = None) -> int:
+    """``value`` as an int if it is a whole number in ``RANGES[name]``, else an InputError
+    naming ``option`` (default: the field name) and the range."""
+    lo, hi = RANGES[name]
+    label = option or name
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{label} {value!r}: give a whole number {describe_range(name)}")
+    if not lo <= value <= hi:
+        raise InputError(
+            f"{label} {value:,}: out of range; give a whole number {describe_range(name)}"
+        )
+    return int(value)
 
 
 # ------------------------------------------------------------------------------ batch sources
@@ -105,6 +146,8 @@ def open_batches(source, *, label: str, batch_rows: int, columns=None) -> BatchS
     ``columns``: a function of the schema giving the column names to read (None: all).
     """
     pick = (lambda schema: schema.names) if columns is None else columns
+    if isinstance(source, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
+        inputs.unique_names(source.schema.names, f"{label} input")
     if isinstance(source, pa.Table):
         return BatchSource(
             label,
@@ -127,6 +170,7 @@ def open_batches(source, *, label: str, batch_rows: int, columns=None) -> BatchS
             if isinstance(source, pa.RecordBatchReader)
             else pa.RecordBatchReader.from_stream(source)
         )
+        inputs.unique_names(reader.schema.names, f"{label} input")
         return BatchSource(label, reader.schema, None, _reader_tables(reader, pick))
     if isinstance(source, (str, Path)):
         return _open_path(Path(source), label, batch_rows, pick)
@@ -148,17 +192,13 @@ def _open_path(path: Path, label: str, batch_rows: int, pick) -> BatchSource:
     name = path.name.lower()
 
     def fail(exc) -> InputError:
-        return InputError(f"{label} input {path}: cannot be read ({str(exc).splitlines()[0]})")
+        return inputs.read_error(path, label, exc)
 
     try:
         if path.is_dir() or name.endswith((".parquet", ".pq")):
             # the scanner reads one batch ahead on Arrow's threads (overlapping the checks of
             # this batch); no pre-buffering of whole row groups, to keep memory low
-            fmt = ds.ParquetFileFormat(
-                read_options=ds.ParquetReadOptions(dictionary_columns=inputs.DICTIONARY_COLUMNS),
-                default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
-            )
-            dataset = ds.dataset(path, format=fmt)
+            dataset = inputs.parquet_dataset(path, label, pre_buffer=False)
             schema = dataset.schema
             rows = dataset.count_rows()
             batches = dataset.to_batches(
@@ -177,12 +217,13 @@ def _open_path(path: Path, label: str, batch_rows: int, pick) -> BatchSource:
                 mm.seek(0)
                 reader = ipc.open_stream(mm)
                 schema, rows, batches = reader.schema, None, iter(reader)
-        elif name.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
+            inputs.unique_names(schema.names, f"{label} input {path}")
+        elif name.endswith(inputs.CSV_SUFFIXES):
             reader = pacsv.open_csv(
                 path,
                 read_options=pacsv.ReadOptions(block_size=64 << 20),
                 convert_options=pacsv.ConvertOptions(
-                    column_types=inputs.all_text_types(path),
+                    column_types=inputs.all_text_types(path, label),
                     strings_can_be_null=False,
                     null_values=[],
                 ),
@@ -310,12 +351,21 @@ class StreamedBook:
                 s.close()
 
 
-def _auto_parts(rows: int | None, explicit: int | None, per: int, default_unknown: int) -> int:
+def _auto_parts(
+    rows: int | None, explicit: int | None, per: int, default_unknown: int, min_rows: int = 1
+) -> int:
+    """Partitions to use: ``explicit``, else one per ``per`` rows (``default_unknown`` when the
+    row count is not known before reading); never more than ``rows / min_rows`` when known,
+    so a small input is not spread over thousands of near-empty partitions."""
     if explicit is not None:
-        return explicit
-    if rows is None:
+        n = explicit
+    elif rows is None:
         return default_unknown
-    return max(1, math.ceil(rows / per))
+    else:
+        n = math.ceil(rows / per)
+    if rows is not None:
+        n = min(n, rows // min_rows)
+    return max(1, n)
 
 
 def _spec_columns(required, optional):
@@ -334,10 +384,23 @@ def ingest_stream(
     clock,
     all_members: bool = False,
     quarantine: bool = False,
+    date_format: str | None = None,
+    max_reject_share: float | None = None,
 ) -> StreamedBook:
-    """Stream both inputs into partitioned stores (see the module docstring)."""
+    """Stream both inputs into partitioned stores (see the module docstring).
+
+    ``date_format`` and ``max_reject_share`` as for :func:`rxrisk.pipeline.ingest`: a
+    rejection reason above the share stops here, after both inputs were read and before
+    anything is scored or written.
+    """
+    from rxrisk import intake
+
+    offenders = intake.Offenders()
     max_days_supply = config.metrics.max_days_supply
-    ref_ndc = config.reference.column("ndc").combine_chunks()
+    max_reject_share = config.reject_share(max_reject_share)
+    from rxrisk.encode import DrugTable
+
+    drugs = DrugTable.from_reference(config.reference)
     cols = None if quarantine else _spec_columns(inputs.PHARMACY_REQUIRED, inputs.PHARMACY_OPTIONAL)
     ph = open_batches(pharmacy, label="pharmacy", batch_rows=options.batch_rows, columns=cols)
     md = None
@@ -357,10 +420,18 @@ def ingest_stream(
     total = (ph.rows or 0) + ((md.rows or 0) if md is not None else 0)
     known = ph.rows is not None and (md is None or md.rows is not None)
     n_parts = _auto_parts(
-        total if known else None, options.partitions, options.rows_per_partition, 8
+        total if known else None,
+        options.partitions,
+        options.rows_per_partition,
+        8,
+        options.min_partition_rows,
     )
     n_claim_parts = _auto_parts(
-        ph.rows, options.claim_partitions, max(1, options.rows_per_partition // 4), 16
+        ph.rows,
+        options.claim_partitions,
+        max(1, options.rows_per_partition // 4),
+        16,
+        options.min_partition_rows,
     )
     budget, spill_dir = options.memory_bytes, options.spill_dir
     claims = Spool("claims", n_claim_parts, budget_bytes=budget, spill_dir=spill_dir)
@@ -373,7 +444,7 @@ def ingest_stream(
     try:
         counts = _pharmacy_pass(
             ph,
-            ref_ndc,
+            drugs,
             max_days_supply,
             claims,
             fills,
@@ -381,6 +452,8 @@ def ingest_stream(
             rejected,
             n_parts,
             clock,
+            date_format=date_format,
+            offenders=offenders,
         )
         ph_block, drop = _match(claims, counts, clock)
         claims.close()
@@ -394,22 +467,31 @@ def ingest_stream(
                 rejected,
                 n_parts,
                 clock,
+                date_format=date_format,
+                offenders=offenders,
             )
+        intake.check(
+            {"pharmacy": ph_block, "medical": md_block},
+            names={"pharmacy": ph.name, "medical": md.name if md is not None else None},
+            offenders=offenders,
+            max_reject_share=max_reject_share,
+            max_days_supply=max_days_supply,
+        )
         fills.finish()
         if events is not None:
             events.finish()
         if members is not None:
             members.finish()
-    except BaseException:
+        q = None
+        if quarantine:
+            from rxrisk.outputs import quarantine_table
+
+            q = quarantine_table(rejected.parts)
+    except BaseException:  # an error or interrupt removes every spill file of this run
         for s in (claims, fills, events, members):
             if s is not None:
                 s.close()
         raise
-    q = None
-    if quarantine:
-        from rxrisk.outputs import quarantine_table
-
-        q = quarantine_table(rejected.parts)
     return StreamedBook(
         audit_blocks={"pharmacy": ph_block, "medical": md_block},
         fills=fills,
@@ -446,7 +528,18 @@ def _timed_batches(
 
 
 def _pharmacy_pass(
-    src, ref_ndc, max_days_supply, claims, fills, members, rejected, n_parts, clock
+    src,
+    drugs,
+    max_days_supply,
+    claims,
+    fills,
+    members,
+    rejected,
+    n_parts,
+    clock,
+    *,
+    date_format=None,
+    offenders=None,
 ) -> dict:
     reason_counts = _Counts(validate.PHARMACY_REASONS)
     n_reversal = 0
@@ -454,33 +547,31 @@ def _pharmacy_pass(
     n_untracked = 0
     rows_read = 0
     for r0, t in _timed_batches(src, clock, "validate", "pharmacy"):
-        cols = inputs.conform_pharmacy(inputs.Source(t, src.name))
-        c = validate.check_pharmacy(cols, ref_ndc, max_days_supply=max_days_supply)
+        cols = inputs.conform_pharmacy(inputs.Source(t, src.name), date_format=date_format)
+        c = validate.check_pharmacy(cols, drugs, max_days_supply=max_days_supply)
         n = len(cols)
         rows_read += n
         reason_counts.add_reasons(c.reason)
-        tracked = c.paid_ok & (c.ref_row >= 0)
+        if offenders is not None:
+            offenders.add("pharmacy", t, c.reason, validate.PHARMACY_REASONS)
+        tracked = c.paid_ok  # paid rows that passed the checks are tracked rows
         n_reversal += int(np.count_nonzero(c.is_reversal))
         n_tracked += int(np.count_nonzero(tracked))
-        n_untracked += int(np.count_nonzero(c.paid_ok & (c.ref_row < 0)))
+        n_untracked += int(np.count_nonzero(c.untracked))
         row = np.arange(r0, r0 + n, dtype=np.int64)
 
-        include = c.is_reversal | c.paid_ok
+        # claim keys of the rows that take part in matching only (never untracked rows)
         cid = cols.claim_id
-        if cid.null_count < len(cid) and include.any():
-            hashes = string_hashes(cid)
-            part = _parts_of(hashes, claims.n_parts)
-            part[~include] = -1
+        include = np.flatnonzero(c.is_reversal | c.paid_ok)
+        if cid.null_count < len(cid) and len(include):
+            sub = take_rows(cid, include).cast(pa.string())
+            hashes = string_hashes(sub)
             kind = (
-                c.is_reversal * np.uint8(_REVERSAL)
-                | c.paid_ok * np.uint8(_PAID)
-                | tracked * np.uint8(_TRACKED)
+                c.is_reversal[include] * np.uint8(_REVERSAL) | c.paid_ok[include] * np.uint8(_PAID)
             ).astype(np.uint8)
             claims.add(
-                pa.table(
-                    {"row": row, "hash": hashes, "kind": kind, "claim_id": cid.cast(pa.string())}
-                ),
-                part,
+                pa.table({"row": row[include], "hash": hashes, "kind": kind, "claim_id": sub}),
+                _parts_of(hashes, claims.n_parts),
             )
 
         if tracked.any():
@@ -510,7 +601,7 @@ def _pharmacy_pass(
             )
             fills.add(table, member_parts(member, n_parts))
         if members is not None:
-            _add_members(members, cols.member_id, c.reason != 0, n_parts)
+            _add_members(members, cols.member_id, n_parts)
         if rejected is not None:
             rejected.add("pharmacy", t, r0, c.reason, validate.PHARMACY_REASONS)
     if rejected is not None:
@@ -549,18 +640,22 @@ class _Rejected:
         self._schema = None
 
 
-def _add_members(members: Spool, member_id: pa.ChunkedArray, keep: np.ndarray, n_parts) -> None:
-    seen = inputs.clean_text(member_id.filter(pa.array(keep)))
+def _add_members(members: Spool, member_id: pa.ChunkedArray, n_parts) -> None:
+    """The distinct non-blank member ids of a batch, whatever the rows' buckets."""
+    seen = inputs.clean_text(member_id)
     if len(seen):
         seen = pc.unique(seen)
+        if seen.null_count:
+            seen = seen.drop_null()
         col = pa.chunked_array([seen]) if isinstance(seen, pa.Array) else seen
         members.add(pa.table({"member_id": col}), member_parts(col, n_parts))
 
 
 def _match(claims: Spool, counts: dict, clock) -> tuple[dict, np.ndarray]:
     """Claim-id matching, partition by partition; the pharmacy audit block and the sorted
-    input rows of the tracked rows that are reversed or duplicates."""
-    n_rev = n_dup = rev_tracked = dup_tracked = 0
+    input rows of the tracked rows that are reversed or duplicates (only tracked rows that
+    passed the checks have claim keys)."""
+    n_rev = n_dup = 0
     drop = []
     for p in range(claims.n_parts):
         t = claims.read(p)
@@ -573,12 +668,9 @@ def _match(claims: Spool, counts: dict, clock) -> tuple[dict, np.ndarray]:
             (kind & _REVERSAL) != 0,
             (kind & _PAID) != 0,
         )
-        tracked = (kind & _TRACKED) != 0
         n_rev += int(np.count_nonzero(rev))
         n_dup += int(np.count_nonzero(dup))
-        rev_tracked += int(np.count_nonzero(rev & tracked))
-        dup_tracked += int(np.count_nonzero(dup & tracked))
-        gone = (rev | dup) & tracked
+        gone = rev | dup
         if gone.any():
             drop.append(to_numpy(t.column("row"), np.int64)[gone])
         claims.release(p)
@@ -591,8 +683,8 @@ def _match(claims: Spool, counts: dict, clock) -> tuple[dict, np.ndarray]:
         "reversal": counts["reversal"],
         "reversed": n_rev,
         "duplicate": n_dup,
-        "untracked": counts["untracked"] - (n_rev - rev_tracked) - (n_dup - dup_tracked),
-        "used": counts["tracked"] - rev_tracked - dup_tracked,
+        "untracked": counts["untracked"],
+        "used": counts["tracked"] - n_rev - n_dup,
     }
     block = {
         "rows_read": int(counts["rows_read"]),
@@ -605,13 +697,17 @@ def _match(claims: Spool, counts: dict, clock) -> tuple[dict, np.ndarray]:
     return block, drop_rows
 
 
-def _medical_pass(src, codesets, events, members, rejected, n_parts, clock) -> dict:
+def _medical_pass(
+    src, codesets, events, members, rejected, n_parts, clock, *, date_format=None, offenders=None
+) -> dict:
     reason_counts = _Counts(validate.MEDICAL_REASONS)
     buckets = np.zeros(len(validate.MEDICAL_BUCKETS), np.int64)
     for r0, t in _timed_batches(src, clock, "validate", "medical"):
-        cols = inputs.conform_medical(inputs.Source(t, src.name))
+        cols = inputs.conform_medical(inputs.Source(t, src.name), date_format=date_format)
         rows = validate.validate_medical(cols, codesets)
         reason_counts.add_reasons(rows.reason)
+        if offenders is not None:
+            offenders.add("medical", t, rows.reason, validate.MEDICAL_REASONS)
         buckets += np.bincount(rows.bucket, minlength=len(buckets))
         used = rows.bucket == validate.MEDICAL_BUCKETS.index("used")
         if used.any():
@@ -628,7 +724,7 @@ def _medical_pass(src, codesets, events, members, rejected, n_parts, clock) -> d
                 member_parts(member, n_parts),
             )
         if members is not None:
-            _add_members(members, cols.member_id, rows.reason != 0, n_parts)
+            _add_members(members, cols.member_id, n_parts)
         if rejected is not None:
             rejected.add("medical", t, r0, rows.reason, validate.MEDICAL_REASONS)
     if rejected is not None:
@@ -655,6 +751,8 @@ def score_stream(
     all_members: bool,
     quarantine: bool,
     threads: int | None,
+    date_format: str | None = None,
+    max_reject_share: float | None = None,
 ):
     """Streaming counterpart of the body of :func:`rxrisk.score`: returns
     ``(members, audit blocks, members scored, quarantine)``."""
@@ -669,6 +767,8 @@ def score_stream(
         clock=clock,
         all_members=all_members,
         quarantine=quarantine,
+        date_format=date_format,
+        max_reject_share=max_reject_share,
     )
     try:
         drugs = DrugTable.from_reference(config.reference)

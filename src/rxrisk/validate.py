@@ -1,4 +1,4 @@
-"""SPEC 1.4-1.5: NDC normalisation, rejection reasons, reversal and duplicate matching, and
+"""NDC normalisation, rejection reasons, reversal and duplicate matching, and
 the bucket of every row. Everything runs vectorised (pyarrow.compute on distinct values,
 numpy on row masks); no Python loop touches a row.
 """
@@ -28,8 +28,13 @@ PHARMACY_REASONS = ("member_id", "fill_date", "ndc", "claim_status", "quantity",
 MEDICAL_BUCKETS = ("rejected", "unclassified", "used")
 MEDICAL_REASONS = ("member_id", "service_date", "code_type", "code")
 CODE_TYPES = ("ICD10CM", "CPT", "HCPCS", "REV", "POS")
+#: other spellings of the code types, compared after normalisation (upper case, A-Z and 0-9)
+CODE_TYPE_SYNONYMS = {"ICD10": "ICD10CM", "CPT4": "CPT", "REVENUE": "REV", "RC": "REV"}
+#: claim_status spellings (trimmed, lower-cased); empty or null is paid too
+PAID = ("paid", "p", "b1")
+REVERSED = ("reversed", "r", "reversal", "b2")
 
-# (pattern, RE2 rewrite) for the accepted NDC shapes of SPEC 1.4, after spaces are removed.
+# (pattern, RE2 rewrite) for the accepted NDC shapes, after spaces are removed.
 # RE2 group references are one digit: "\\10" is group 1 followed by a literal 0.
 _NDC_FORMS = (
     (r"^([0-9]{11})$", r"\1"),
@@ -41,7 +46,7 @@ _NDC_FORMS = (
 
 
 def normalize_ndc(values: pa.Array) -> pa.Array:
-    """Normalise NDC text to 11 digits (SPEC 1.4); null where the shape is not accepted.
+    """Normalise NDC text to 11 digits; null where the shape is not accepted.
 
     Parameters
     ----------
@@ -122,7 +127,7 @@ def match_claim_ids(
     is_candidate: np.ndarray,
     row_bits: int | None = None,
 ):
-    """Reversed and duplicate rows by trimmed claim id (SPEC 1.5).
+    """Reversed and duplicate rows by trimmed claim id.
 
     Each chunk is hashed in place (no copy of the strings), the keys are sorted once, and
     only rows whose hash equals another row's are compared as strings. ``row_bits``
@@ -202,53 +207,108 @@ def _match_keys(keys, row_bits, claim_id, is_reversal, is_candidate):
     return reversed_, duplicate
 
 
+def normalize_code_type(values: pa.Array) -> pa.Array:
+    """Code types upper-cased with every character but A-Z and 0-9 removed, then synonyms
+    mapped (``icd-10-cm`` -> ``ICD10CM``, ``CPT4`` -> ``CPT``, ``RC`` -> ``REV``)."""
+    text = pc.replace_substring_regex(pc.utf8_upper(values), "[^A-Z0-9]", "")
+    for alias, canonical in CODE_TYPE_SYNONYMS.items():
+        text = pc.if_else(pc.equal(text, alias), canonical, text)
+    return text
+
+
 def _status(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(is_paid, is_reversal) per row, decided on the distinct trimmed, lower-cased values."""
     codes, distinct = dict_codes(col)
     low = pc.utf8_lower(trim(distinct))
-    paid = to_bool(
-        pc.or_kleene(pc.equal(low, ""), pc.is_in(low, value_set=pa.array(["paid", "p"])))
-    )
-    rev = to_bool(pc.is_in(low, value_set=pa.array(["reversed", "r"])))
+    paid = to_bool(pc.or_kleene(pc.equal(low, ""), pc.is_in(low, value_set=pa.array(PAID))))
+    rev = to_bool(pc.is_in(low, value_set=pa.array(REVERSED)))
     return np.append(paid, True)[codes], np.append(rev, False)[codes]
 
 
 @dataclass
 class PharmacyChecks:
-    """The row-local part of SPEC 1.5 (everything but claim-id matching), per input row."""
+    """The row-local part of validation (everything but claim-id matching), per input row."""
 
     reason: np.ndarray  # int8 index into PHARMACY_REASONS, -1 when not rejected
-    is_reversal: np.ndarray  # bool: not rejected, status reversed
-    paid_ok: np.ndarray  # bool: not rejected, status paid
+    is_reversal: np.ndarray  # bool: tracked, not rejected, status reversed
+    paid_ok: np.ndarray  # bool: tracked, not rejected, status paid
     ref_row: np.ndarray  # int32 reference row of the normalised NDC, -1 none, -2 rejected
     ndc_codes: np.ndarray  # int32 index into ndc_distinct, -1 for null input
     ndc_distinct: pa.Array  # normalised distinct NDCs (null where not parseable)
 
+    @property
+    def untracked(self) -> np.ndarray:
+        """Rows whose valid NDC is not in the reference (bucket ``untracked``)."""
+        return self.ref_row == -1
 
-def check_pharmacy(
-    cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int
-) -> PharmacyChecks:
-    """Rejection reasons, status and reference lookup of every row: all of SPEC 1.5 that
-    one row decides alone. Works on a whole book or on one batch of it."""
+
+def _mme_not_finite(cols: PharmacyColumns, ref_row: np.ndarray, rows: np.ndarray, drugs):
+    """Of the given paid opioid rows, those whose daily MME (with the uncapped days of supply,
+    as the encoder computes it) is not finite."""
+    from rxrisk.encode import supply_days
+
+    r = ref_row[rows]
+    q = to_numpy(take_rows(cols.quantity, rows), np.float64, np.nan)
+    ds_in = to_numpy(take_rows(cols.days_supply, rows), np.int64, 0)
+    ds = supply_days(ds_in, q, drugs.days_per_unit[r])
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        value = drugs.strength[r] * q / ds * drugs.factor[r]
+    return ~np.isfinite(value)
+
+
+def check_pharmacy(cols: PharmacyColumns, drugs, *, max_days_supply: int) -> PharmacyChecks:
+    """Rejection reasons, status and reference lookup of every row: all of validation that
+    one row decides alone. Works on a whole book or on one batch of it.
+
+    Rows are tested in this order: NDC (rejected ``ndc``), then reference
+    membership (untracked rows are never checked further), then member id, fill date,
+    status and, for paid rows, quantity (including an opioid's daily MME being finite) and
+    days supply.
+
+    Parameters
+    ----------
+    cols : PharmacyColumns
+    drugs : rxrisk.encode.DrugTable
+        The reference's NDCs and, for the MME check, roles, strengths, factors and days
+        per unit.
+    max_days_supply : int
+    """
+    from rxrisk.kernels.roles import OPIOID
+
     n = len(cols)
+    ref_row, ndc_codes, ndc_distinct = _ndc_lookup(cols.ndc, drugs.ndc)
+    tracked = ref_row >= 0
     is_paid, is_rev = _status(cols.claim_status)
-    ref_row, ndc_codes, ndc_distinct = _ndc_lookup(cols.ndc, reference_ndc)
 
     # Arrow compute gives bit-packed masks: far less memory traffic than float64 copies.
     qty_ok = to_bool(pc.and_(pc.is_finite(cols.quantity), pc.greater(cols.quantity, 0)))
     ds = cols.days_supply
-    ds_bad = ~to_bool(pc.and_(pc.greater(ds, 0), pc.less_equal(ds, max_days_supply)))
+    ds_ok = to_bool(pc.and_(pc.greater(ds, 0), pc.less_equal(ds, max_days_supply)))
     qty_bad = ~qty_ok
+    # An opioid's daily MME must be finite: checked where it is defined (strength and factor
+    # known) and its days of supply are (a patch's rewrite, or a valid days_supply).
+    opioid_ref = (drugs.role & np.uint8(OPIOID)) != 0
+    mme_ref = opioid_ref & np.isfinite(drugs.strength) & np.isfinite(drugs.factor)
+    patch_ref = ~np.isnan(drugs.days_per_unit)
+    mme_rows = np.zeros(0, np.intp)
+    if mme_ref.any():
+        mme_rows = np.flatnonzero(tracked & is_paid & qty_ok)
+        r = ref_row[mme_rows]
+        mme_rows = mme_rows[mme_ref[r] & (patch_ref[r] | ds_ok[mme_rows])]
+    if len(mme_rows):
+        qty_bad[mme_rows[_mme_not_finite(cols, ref_row, mme_rows, drugs)]] = True
     checks = [
         _blank(cols.member_id),
         is_null(cols.fill_date),
-        ref_row == -2,
+        np.zeros(n, bool),  # ndc: decided before (below)
         ~(is_paid | is_rev),
         is_paid & qty_bad,
-        is_paid & ds_bad,
+        is_paid & ~ds_ok,
     ]
-    reason = _first_reason(checks, n)
-    ok = reason < 0
+    first = _first_reason(checks, n)
+    reason = np.where(tracked, first, -1).astype(np.int8)
+    reason[ref_row == -2] = PHARMACY_REASONS.index("ndc")
+    ok = tracked & (first < 0)
     return PharmacyChecks(
         reason=reason,
         is_reversal=ok & is_rev,
@@ -259,19 +319,18 @@ def check_pharmacy(
     )
 
 
-def validate_pharmacy(
-    cols: PharmacyColumns, reference_ndc: pa.Array, *, max_days_supply: int
-) -> PharmacyRows:
-    """Put every pharmacy row in its SPEC 1.5 bucket."""
-    c = check_pharmacy(cols, reference_ndc, max_days_supply=max_days_supply)
+def validate_pharmacy(cols: PharmacyColumns, drugs, *, max_days_supply: int) -> PharmacyRows:
+    """Put every pharmacy row in its bucket (``drugs``: see :func:`check_pharmacy`).
+
+    Only tracked rows that passed the checks take part in claim-id matching."""
+    c = check_pharmacy(cols, drugs, max_days_supply=max_days_supply)
     bucket = np.full(len(cols), PHARMACY_BUCKETS.index("used"), np.int8)
-    bucket[c.reason >= 0] = 0
+    bucket[c.reason >= 0] = PHARMACY_BUCKETS.index("rejected")
+    bucket[c.untracked] = PHARMACY_BUCKETS.index("untracked")
     bucket[c.is_reversal] = PHARMACY_BUCKETS.index("reversal")
     reversed_, dup = match_claim_ids(cols.claim_id, c.is_reversal, c.paid_ok)
     bucket[reversed_] = PHARMACY_BUCKETS.index("reversed")
     bucket[dup] = PHARMACY_BUCKETS.index("duplicate")
-    untracked = c.paid_ok & ~reversed_ & ~dup & (c.ref_row < 0)
-    bucket[untracked] = PHARMACY_BUCKETS.index("untracked")
     return PharmacyRows(
         bucket=bucket,
         reason=c.reason,
@@ -303,26 +362,20 @@ def empty_medical_counts() -> dict:
 
 
 def validate_medical(cols: MedicalColumns, codesets) -> MedicalRows:
-    """Put every medical row in its SPEC 1.5 bucket and compute its category bits.
+    """Put every medical row in its bucket and compute its category bits.
 
     Code types and codes are classified as a (distinct type x distinct code) matrix, so no
     per-row string work is done beyond one dictionary encoding of each column.
     """
     n = len(cols)
     t_codes, t_distinct = dict_codes(cols.code_type)
-    t_norm = pc.utf8_upper(trim(t_distinct))
+    t_norm = normalize_code_type(t_distinct)
     t_ok = np.append(to_bool(pc.is_in(t_norm, value_set=pa.array(CODE_TYPES))), False)
     c_codes, c_distinct = dict_codes(cols.code)
     c_norm = trim(c_distinct)
     c_blank = np.append(to_bool(pc.equal(c_norm, "")), True)
-    checks = [
-        _blank(cols.member_id),
-        is_null(cols.service_date),
-        ~t_ok[t_codes],
-        c_blank[c_codes],
-    ]
-    reason = _first_reason(checks, n)
-    ok = reason < 0
+    type_bad = ~t_ok[t_codes]
+    code_bad = c_blank[c_codes]
     n_t, n_c = len(t_distinct), len(c_distinct)
     matrix = np.zeros((n_t + 1, n_c + 1), np.uint8)
     valid_t = np.flatnonzero(t_ok[:-1])
@@ -331,6 +384,18 @@ def validate_medical(cols: MedicalColumns, codesets) -> MedicalRows:
         space_rep = pc.take(space, pa.array(np.repeat(valid_t, n_c)))
         code_rep = pc.take(c_norm, pa.array(np.tile(np.arange(n_c), len(valid_t))))
         matrix[valid_t, :n_c] = codesets.classify(space_rep, code_rep).reshape(len(valid_t), n_c)
-    mask = np.where(ok, matrix[t_codes, c_codes], 0).astype(np.uint8)
-    bucket = np.where(ok, np.where(mask > 0, 2, 1), 0).astype(np.int8)
+    # order: code type and code, then unclassified (nothing else checked), then member id
+    # and service date of the classified rows
+    category = np.where(type_bad | code_bad, 0, matrix[t_codes, c_codes]).astype(np.uint8)
+    classified = category > 0
+    checks = [
+        classified & _blank(cols.member_id),
+        classified & is_null(cols.service_date),
+        type_bad,
+        code_bad,
+    ]
+    reason = _first_reason(checks, n)
+    used = classified & (reason < 0)
+    mask = np.where(used, category, 0).astype(np.uint8)
+    bucket = np.where(reason >= 0, 0, np.where(classified, 2, 1)).astype(np.int8)
     return MedicalRows(bucket=bucket, reason=reason, mask=mask)
