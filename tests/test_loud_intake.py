@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -304,8 +305,27 @@ def test_spark_partition_reports_counts_and_offending_values(ndcs):
     out = list(rxspark._stage_a(cfg, ph.to_batches()))
     report = json.loads(out[-1].column(rxspark._AUDIT)[0].as_py())
     assert report["pharmacy"]["rejected_by_reason"]["fill_date"] == 4  # 03/15/2025 is read
-    assert report["offenders"] == {"fill_date": ["'2025-02-30'", "'13/01/2025'"]}
+    # each value with the input row where it was first seen (rows 6 and 7)
+    assert report["offenders"] == {"fill_date": [[6, "'2025-02-30'"], [7, "'13/01/2025'"]]}
     merged = Offenders()
+    merged.merge("pharmacy", {"fill_date": [[9, "'13/01/2025'"], [2, "'x'"], [11, "'y'"]]})
     merged.merge("pharmacy", report["offenders"])
-    merged.merge("pharmacy", {"fill_date": ["'13/01/2025'", "'x'", "'y'"]})
-    assert merged.values[("pharmacy", "fill_date")] == ["'2025-02-30'", "'13/01/2025'", "'x'"]
+    # partitions merge into input order, whatever order they arrive in
+    assert merged.values[("pharmacy", "fill_date")] == ["'x'", "'2025-02-30'", "'13/01/2025'"]
+
+
+def test_offending_values_are_first_in_input_order_whatever_the_partition_order():
+    from rxrisk.intake import Offenders
+
+    t = pa.table({"fill_date": ["a", "b", "c", "d", "e", "f"]})
+    reason = np.array([1, 1, 1, 1, 1, 1], np.int8)
+    names = ("member_id", "fill_date")
+    whole = Offenders()
+    whole.add("pharmacy", t, reason, names)
+    # two partitions holding the rows in another order, with their input row numbers
+    parts = Offenders()
+    for rows in ([5, 3, 1], [4, 2, 0]):
+        part = Offenders()
+        part.add("pharmacy", t.take(rows), reason[rows], names, row_numbers=np.array(rows))
+        parts.merge("pharmacy", part.of("pharmacy"))
+    assert whole.values == parts.values == {("pharmacy", "fill_date"): ["'a'", "'b'", "'c'"]}

@@ -13,6 +13,7 @@ import shutil
 import sys
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -233,6 +234,29 @@ def test_schema_error_is_the_in_process_one(spark, scratch):
     with pytest.raises(rxrisk.InputError) as spark_err:
         rxspark.score(_df(spark, ph, scratch)[0], as_of=day(0))
     assert str(spark_err.value) == str(local_err.value)
+
+
+def test_loud_intake_and_date_format_are_the_in_process_ones(spark, scratch):
+    """The driver stops on the summed counts with the in-process message; a warning lands
+    in the audit alike; --date-format reads the same dates."""
+    rows = [fill(f"M{i}", -9 - i, claim_id=f"C{i}") for i in range(12)]
+    rows.append(fill("M12", -5, quantity=-1.0, claim_id="C12"))  # one bad quantity: a warning
+    ph = pharmacy_table(rows)
+    us = pc.strftime(ph["fill_date"], format="%m/%d/%Y")
+    ph = ph.set_column(ph.schema.get_field_index("fill_date"), "fill_date", us)
+    ref = reference_table()
+    with pytest.raises(rxrisk.InputError) as local_err:
+        rxrisk.score(ph, as_of=day(0), reference=ref)
+    with pytest.raises(rxrisk.InputError) as spark_err:
+        rxspark.score(_df(spark, ph, scratch)[0], as_of=day(0), reference=ref)
+    assert "column fill_date" in str(spark_err.value)
+    assert str(spark_err.value) == str(local_err.value)
+    kw = {"as_of": day(0), "reference": ref, "date_format": "%m/%d/%Y"}
+    want = rxrisk.score(ph, **kw)
+    assert want.audit["warnings"] and want.members.num_rows == 12
+    got = rxspark.score(_df(spark, ph, scratch)[0], **kw)
+    assert_same(got, want)
+    assert got.audit["warnings"] == want.audit["warnings"]
 
 
 @settings(

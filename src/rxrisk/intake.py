@@ -109,45 +109,84 @@ def _take_sorted(col, rows: np.ndarray) -> pa.Array:
 
 class Offenders:
     """Up to :data:`MAX_VALUES` distinct raw values of the column of each rejection reason,
-    first in input order, gathered batch by batch (``values[(input, reason)]``, as shown)."""
+    first in input order, gathered batch by batch or partition by partition.
+
+    Each value is kept with the input row number where it was first seen, so values
+    gathered in any order (Spark partitions) merge into the same first three as one pass
+    over the input would give.
+    """
 
     def __init__(self):
-        self.values: dict[tuple[str, str], list[str]] = {}
+        self._first: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        self._offset: dict[str, int] = {}
 
-    def add(self, label: str, table: pa.Table, reason: np.ndarray, names) -> None:
+    @property
+    def values(self) -> dict[tuple[str, str], list[str]]:
+        """``{(input, reason): [shown values]}``, first in input order."""
+        return {key: [v for _, v in pairs] for key, pairs in self._first.items()}
+
+    def add(self, label: str, table: pa.Table, reason: np.ndarray, names, row_numbers=None) -> None:
         """Gather from one batch (or a whole input): ``reason`` indexes ``names`` per row of
-        ``table`` as read, -1 when the row is not rejected."""
+        ``table`` as read, -1 when the row is not rejected. ``row_numbers`` (int array, one
+        per row) gives each row's position in the whole input; without it, batches count as
+        following each other in input order."""
+        base = self._offset.get(label, 0)
+        self._offset[label] = base + table.num_rows
         counts = np.bincount(reason[reason >= 0], minlength=len(names))
         for i in np.flatnonzero(counts):
             name = names[i]
-            have = self.values.setdefault((label, name), [])
+            have = self._first.setdefault((label, name), [])
             if len(have) >= MAX_VALUES or name not in table.column_names:
                 continue
             rows = np.flatnonzero(reason == i)
+            if row_numbers is None:
+                number = rows + base
+            else:
+                number = np.asarray(row_numbers, np.int64)[rows]
+                order = np.argsort(number, kind="stable")
+                rows, number = rows[order], number[order]
             col = table.column(name)
+            shown_now = {v for _, v in have}
             start, size = 0, 64
             while start < len(rows) and len(have) < MAX_VALUES:
-                values = pc.unique(_take_sorted(col, rows[start : start + size]))
-                for v in values.to_pylist():
+                chunk = rows[start : start + size]
+                if row_numbers is None:
+                    values = _take_sorted(col, chunk)
+                else:
+                    values = _take_sorted(col, np.sort(chunk))
+                    values = values.take(pa.array(np.argsort(np.argsort(chunk)), pa.int64()))
+                distinct = pc.unique(values)
+                first = pc.index_in(distinct, value_set=values).to_pylist()
+                for v, k in zip(distinct.to_pylist(), first, strict=True):
                     shown = _show(v)
-                    if shown not in have:
-                        have.append(shown)
+                    if shown not in shown_now:
+                        shown_now.add(shown)
+                        have.append((int(number[start + k]), shown))
                         if len(have) == MAX_VALUES:
                             break
                 start, size = start + size, size * 8
 
     def merge(self, label: str, values: dict) -> None:
-        """Add values gathered elsewhere (``{reason: [shown values]}``, e.g. from a Spark
-        partition), keeping the first :data:`MAX_VALUES` distinct ones."""
-        for name, shown in values.items():
-            have = self.values.setdefault((label, name), [])
-            for v in shown:
-                if len(have) < MAX_VALUES and v not in have:
-                    have.append(v)
+        """Add values gathered elsewhere (``{reason: [[row, shown], ...]}`` from
+        :meth:`of`, e.g. of a Spark partition), keeping the first :data:`MAX_VALUES`
+        distinct ones in input order."""
+        for name, pairs in values.items():
+            key = (label, name)
+            merged = sorted([*self._first.get(key, []), *((int(r), v) for r, v in pairs)])
+            out, seen = [], set()
+            for r, v in merged:
+                if v not in seen and len(out) < MAX_VALUES:
+                    seen.add(v)
+                    out.append((r, v))
+            self._first[key] = out
 
     def of(self, label: str) -> dict:
-        """``{reason: [shown values]}`` of one input (JSON-ready)."""
-        return {name: list(v) for (lab, name), v in self.values.items() if lab == label and v}
+        """``{reason: [[row, shown], ...]}`` of one input (JSON-ready, for :meth:`merge`)."""
+        return {
+            name: [list(p) for p in pairs]
+            for (lab, name), pairs in self._first.items()
+            if lab == label and pairs
+        }
 
 
 # ----------------------------------------------------------------------------- findings

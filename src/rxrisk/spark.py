@@ -360,7 +360,13 @@ def _stage_a(cfg: _Shipped, batches):
     yield from out.to_batches(max_chunksize=_OUT_CHUNK)
     first = int(pc.min(table.column(ROW)).as_py())
     offenders = Offenders()
-    offenders.add("pharmacy", src.table, rows.reason, validate.PHARMACY_REASONS)
+    offenders.add(
+        "pharmacy",
+        src.table,
+        rows.reason,
+        validate.PHARMACY_REASONS,
+        row_numbers=table.column(ROW).to_numpy(),
+    )
     report = {
         "pharmacy": rows.counts(),
         "offenders": offenders.of("pharmacy"),
@@ -390,6 +396,7 @@ def _stage_b(cfg: _Shipped, batches):
     md = None
     if cfg.has_medical:
         md = table.filter(pc.equal(src, _SRC_MEDICAL))
+        md_order = md.column(_ORD).to_numpy()  # input order, for the offending values
         md = md.select([f"m__{c}" for c in cfg.medical_columns]).rename_columns(cfg.medical_columns)
     del table
     if ph.num_rows or (md is not None and md.num_rows):
@@ -423,21 +430,21 @@ def _stage_b(cfg: _Shipped, batches):
                 config_digest=a["config_digest"],
             )
             if md is not None and any(a["medical"]["rejected_by_reason"].values()):
-                report["offenders"] = _medical_offenders(cfg, env, md)
+                report["offenders"] = _medical_offenders(cfg, env, md, md_order)
     report["seconds"] = time.perf_counter() - t0
     yield _audit_row(schema, json.dumps(report))
 
 
-def _medical_offenders(cfg: _Shipped, env: _Env, md: pa.Table) -> dict:
+def _medical_offenders(cfg: _Shipped, env: _Env, md: pa.Table, order: np.ndarray) -> dict:
     """Offending values of the rejected medical rows of a partition (only run when it has
-    some): ``{reason: [shown values]}``."""
+    some; ``order``: each row's input position): ``{reason: [[row, shown], ...]}``."""
     from rxrisk import inputs, validate
     from rxrisk.codesets import load_codesets
 
     cols = inputs.conform_medical(inputs.Source(md, "medical"), date_format=cfg.date_format)
     rows = validate.validate_medical(cols, load_codesets(env.codesets))
     offenders = Offenders()
-    offenders.add("medical", md, rows.reason, validate.MEDICAL_REASONS)
+    offenders.add("medical", md, rows.reason, validate.MEDICAL_REASONS, row_numbers=order)
     return offenders.of("medical")
 
 
