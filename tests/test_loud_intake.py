@@ -206,6 +206,15 @@ def test_summary_and_warning_on_stderr_when_not_a_terminal(files, capsys):
     assert a["warnings"] == [err[2].removeprefix("rxrisk: warning: ")]
 
 
+def test_summary_keeps_one_line_per_input_when_a_file_name_holds_a_line_break(files, capsys):
+    odd = files / "warn\nrxrisk: forged.parquet"
+    (files / "warn.parquet").rename(odd)
+    assert _score(files, odd.name) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2, err  # the pharmacy line and the warning
+    assert err[0].startswith("rxrisk: pharmacy ") and "warn\\nrxrisk: forged.parquet" in err[0]
+
+
 def test_quiet_prints_no_summary(files, capsys):
     assert _score(files, "warn.parquet", "--quiet") == 0
     assert capsys.readouterr().err == ""

@@ -538,7 +538,7 @@ def _print_intake(args, audit: dict) -> None:
     if args.medical:
         names["medical"] = str(args.medical)
     for line in summary_lines(audit, names):
-        print(line, file=sys.stderr, flush=True)
+        print(_one_line(line), file=sys.stderr, flush=True)
 
 
 def _flag_counts(table) -> dict:
