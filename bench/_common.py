@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from rxrisk.inputs import MEDICAL_REQUIRED, PHARMACY_OPTIONAL, PHARMACY_REQUIRED
+from rxrisk.ingest.sources import MEDICAL_REQUIRED, PHARMACY_OPTIONAL, PHARMACY_REQUIRED
 
 #: The columns the engine reads: what a fair "pyarrow read" baseline reads too.
 PHARMACY_COLUMNS = [*PHARMACY_REQUIRED, *PHARMACY_OPTIONAL]
@@ -17,7 +17,7 @@ def ensure_book(path: Path, members: int, seed: int) -> None:
     """Generate ``pharmacy.parquet`` / ``medical.parquet`` in ``path`` unless both exist."""
     if (path / "pharmacy.parquet").exists() and (path / "medical.parquet").exists():
         return
-    from rxrisk.generate import generate_book
+    from rxrisk.synthetic import generate_book
 
     path.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()

@@ -11,7 +11,7 @@ Prints JSON figures, all measured in this one process on this machine:
 - what the book's replay found: claims evaluated, members with an evaluated claim, and per edit
   the claims it would have stopped and the members they belong to.
 
-The book is generated with ``rxrisk.generate.generate_book`` when the folder has no
+The book is generated with ``rxrisk.synthetic.generate_book`` when the folder has no
 pharmacy.parquet / medical.parquet yet (the same folder naming as bench/run_bench.py, so both
 benchmarks share books).
 
@@ -61,7 +61,7 @@ SKEW_DRUGS = (
 
 def skew_ndcs() -> list[str]:
     """One NDC of the packaged reference per entry of :data:`SKEW_DRUGS`."""
-    from rxrisk.pipeline import load_config
+    from rxrisk.config.settings import load_config
 
     ref = load_config().reference
     out = []
@@ -177,8 +177,11 @@ def edits_over_score(ph: str, md: str, rounds: int, threads, warm: bool = True) 
 
 def _kernel_seconds(ph: Path, md: Path, threads, repeat: int) -> float:
     """Best time of the replay kernel alone over the encoded claims of the book."""
-    from rxrisk.edits import drug_keys, load_edits, run_edits_kernel
-    from rxrisk.pipeline import Clock, encode_used, ingest, load_config
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import load_config
+    from rxrisk.edits.replay import drug_keys, load_edits, run_edits_kernel
+    from rxrisk.ingest.select import ingest
+    from rxrisk.scoring.encode import encode_used
 
     cfg = load_config()
     ref = cfg.reference

@@ -106,8 +106,11 @@ class Bench:
         from peer_duckdb import peer_metrics, used_fills
 
         import rxrisk
-        from rxrisk.api import parse_as_of
-        from rxrisk.pipeline import Clock, encode_used, ingest, load_config, set_threads
+        from rxrisk.clock import Clock
+        from rxrisk.config.settings import load_config, parse_as_of
+        from rxrisk.ingest.select import ingest
+        from rxrisk.scoring.encode import encode_used
+        from rxrisk.scoring.run import set_threads
 
         self.threads = set_threads(threads)
         pa.set_cpu_count(self.threads)
@@ -151,7 +154,7 @@ class Bench:
         return self._peer_metrics(self.fills, AS_OF, con=self.con).num_rows
 
     def kernels(self, threads: int):
-        from rxrisk.api import run_kernels  # looked up per call: the engine's current one
+        from rxrisk.scoring.run import run_kernels  # looked up per call: the engine's current one
 
         return run_kernels(self.claims, self.days, self.metrics, threads)
 
@@ -195,7 +198,7 @@ class Bench:
         if not self.two_threads:
             n = numba_threads()
             return {"kernel_cpu_speedup_2v1": {"skipped": f"numba has {n} thread(s), needs 2"}}
-        from rxrisk.pipeline import set_threads
+        from rxrisk.scoring.run import set_threads
 
         one_cpu, two_busier, one_wall, two_wall = [], [], [], []
         try:

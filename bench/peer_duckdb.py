@@ -56,13 +56,16 @@ def used_fills(pharmacy, medical=None, *, max_days_supply: int | None = None) ->
     """The engine's validated used pharmacy rows as one Arrow table (input order).
 
     Columns: member_id, fill_date (date32), end_date (fill_date + covered days - 1), drug_class,
-    daily_mme, prescriber_id, pharmacy_id. Built with :func:`rxrisk.pipeline.ingest` and the
-    encode helpers (:func:`rxrisk.encode.covered_days`, :func:`rxrisk.encode.daily_mme`).
+    daily_mme, prescriber_id, pharmacy_id. Built with :func:`rxrisk.ingest.select.ingest` and the
+    encode helpers (:func:`rxrisk.scoring.encode.covered_days`, :func:`rxrisk.scoring.encode.daily_mme`).
     """
-    from rxrisk import inputs, validate
-    from rxrisk.arrowutil import date_days, keep_rows, to_numpy
-    from rxrisk.encode import DrugTable, covered_days, daily_mme
-    from rxrisk.pipeline import Clock, ingest, load_config
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import load_config
+    from rxrisk.ingest import sources as inputs
+    from rxrisk.ingest import validate
+    from rxrisk.ingest.select import ingest
+    from rxrisk.io.arrow import date_days, keep_rows, to_numpy
+    from rxrisk.scoring.encode import DrugTable, covered_days, daily_mme
 
     cfg = load_config()
     ref = cfg.reference
@@ -251,7 +254,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     ph, md = args.book / "pharmacy.parquet", args.book / "medical.parquet"
     if not (ph.exists() and md.exists()):
-        from rxrisk.generate import generate_book
+        from rxrisk.synthetic import generate_book
 
         args.book.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()

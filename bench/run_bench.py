@@ -70,7 +70,7 @@ def main(argv=None) -> int:
 
     # compile and cached start-up in separate processes on a tiny book
     tiny = Path(tempfile.mkdtemp(prefix="rxrisk-tiny-"))
-    from rxrisk.generate import generate_book
+    from rxrisk.synthetic import generate_book
 
     generate_book(tiny, members=200, seed=3)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tiny / "cache"))

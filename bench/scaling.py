@@ -77,7 +77,7 @@ def measure(
     book: Path, threads: list[int], repeat: int, as_of: str, settle_s: float = 0.0
 ) -> list[dict]:
     import rxrisk
-    from rxrisk.pipeline import set_threads
+    from rxrisk.scoring.run import set_threads
 
     ph, md = str(book / "pharmacy.parquet"), str(book / "medical.parquet")
     runs = {n: [] for n in threads}

@@ -25,11 +25,14 @@ import numpy as np
 import pytest
 
 import rxrisk
-from rxrisk.api import parse_as_of, run_kernels
-from rxrisk.generate import generate_book
-from rxrisk.outputs import metric_columns
-from rxrisk.pipeline import Clock, encode_used, ingest, load_config
-from rxrisk.rules import evaluate_flags
+from rxrisk.clock import Clock
+from rxrisk.config.rules import evaluate_flags
+from rxrisk.config.settings import load_config, parse_as_of
+from rxrisk.ingest.select import ingest
+from rxrisk.io.outputs import metric_columns
+from rxrisk.scoring.encode import encode_used
+from rxrisk.scoring.run import run_kernels
+from rxrisk.synthetic import generate_book
 
 AS_OF = "2025-12-31"
 SEED = 1

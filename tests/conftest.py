@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from rxrisk.reference import load_reference
+from rxrisk.config.reference import load_reference
 
 
 def _first_ndc(ref, **equal):

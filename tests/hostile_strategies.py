@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from hypothesis import strategies as st
 
 from rxrisk.cli import main
-from rxrisk.reference import load_reference
+from rxrisk.config.reference import load_reference
 
 # ------------------------------------------------------------------------------- sentinels
 

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 
 import rxrisk
-from rxrisk import validate
-from rxrisk.stream import StreamOptions
+from rxrisk.engines.stream import StreamOptions
+from rxrisk.ingest import validate
 
 from cases import (
     BUCKET_ORDER_ROWS,
@@ -49,7 +49,9 @@ def _labels(bucket, reason, buckets, reasons) -> list[str]:
 
 
 def _ingest(pharmacy_rows, medical_rows=None):
-    from rxrisk.pipeline import Clock, ingest, load_config
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import load_config
+    from rxrisk.ingest.select import ingest
 
     cfg = load_config(reference=reference_table())
     medical = None if medical_rows is None else medical_table(medical_rows)
@@ -117,7 +119,7 @@ def test_streaming_is_the_in_memory_result(name, all_members):
 
 def test_untracked_and_rejected_rows_have_no_claim_keys(monkeypatch):
     """Streaming keeps claim keys of the tracked rows that passed the checks only."""
-    from rxrisk import spool
+    from rxrisk.engines import spool
 
     spooled: list[int] = []
     add = spool.Spool.add
@@ -242,8 +244,8 @@ def test_non_finite_daily_mme_is_rejected_for_quantity():
 
 
 def test_covered_days_never_overflow():
-    from rxrisk.encode import covered_days, supply_days
     from rxrisk.kernels.fills import LAST_DAY, MAX_COVERED_DAYS, covered, last_day
+    from rxrisk.scoring.encode import covered_days, supply_days
 
     qty = np.array([10.0, 1e9, 1e300, 1e308, np.inf])
     ds = np.full(len(qty), 30, np.int64)
@@ -259,13 +261,15 @@ def test_covered_days_never_overflow():
 def test_last_covered_day_is_capped_at_the_last_date():
     """A fill dated near the last date32 day: its coverage ends there, not before its start."""
     from rxrisk.kernels.fills import LAST_DAY
-    from rxrisk.pipeline import encode_used
+    from rxrisk.scoring.encode import encode_used
 
     rows = [fill("M1", -9, FENT, 10.0, 30), fill("M2", -9, FENT, 1e9, 30)]
     table = pharmacy_table(rows)
     late = pa.array([LAST_DAY - 5, LAST_DAY - 100], pa.int32()).cast(pa.date32())
     table = table.set_column(1, "fill_date", late)
-    from rxrisk.pipeline import Clock, ingest, load_config
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import load_config
+    from rxrisk.ingest.select import ingest
 
     cfg = load_config(reference=reference_table())
     claims = encode_used(ingest(table, None, cfg, clock=Clock()))
@@ -276,7 +280,7 @@ def test_last_covered_day_is_capped_at_the_last_date():
 def test_edits_see_the_huge_patch():
     """``rxrisk edits``: the 1e9-patch claim covers more days than any naive limit, with its
     true daily MME; the 1e308 one is rejected."""
-    from rxrisk.edits import replay_edits
+    from rxrisk.edits.replay import replay_edits
 
     rows = [fill("H1", -29, FENT, 1e9, 30), fill("H2", -9, FENT, 1e308, 30)]
     res = replay_edits(pharmacy_table(rows), reference=reference_table())

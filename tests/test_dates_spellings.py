@@ -16,10 +16,10 @@ import pytest
 
 import rxrisk
 from rxrisk.cli import main
+from rxrisk.engines.stream import StreamOptions
 from rxrisk.errors import InputError
-from rxrisk.generate import generate_book
-from rxrisk.inputs import Source, as_date, check_date_format
-from rxrisk.stream import StreamOptions
+from rxrisk.ingest.sources import Source, as_date, check_date_format
+from rxrisk.synthetic import generate_book
 
 D = dt.date
 STREAM = StreamOptions(batch_rows=4_000, partitions=3, claim_partitions=2)
@@ -259,7 +259,7 @@ def test_code_type_spellings():
         "CPT5": None,
         "": None,
     }
-    from rxrisk.validate import CODE_TYPES, normalize_code_type
+    from rxrisk.ingest.validate import CODE_TYPES, normalize_code_type
 
     norm = normalize_code_type(pa.array(list(kinds))).to_pylist()
     got = [v if v in CODE_TYPES else None for v in norm]

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import rxrisk
 from rxrisk.cli import main
-from rxrisk.edits import drug_keys, load_edits
+from rxrisk.edits.replay import drug_keys, load_edits
 
 from naive import reference_from_table
 from naive_edits import COLUMNS, EDIT_NAMES, naive_edits, settings_with
@@ -781,7 +781,7 @@ def test_cli_bad_set_exits_2(cli_files, capsys):
 
 
 def test_same_output_whatever_the_thread_count(tmp_path):
-    from rxrisk.generate import generate_book
+    from rxrisk.synthetic import generate_book
 
     generate_book(tmp_path, members=3000, seed=7)
     ph, md = str(tmp_path / "pharmacy.parquet"), str(tmp_path / "medical.parquet")

@@ -24,9 +24,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rxrisk
-from rxrisk.edits import drug_keys, load_edits, run_edits_kernel
+from rxrisk.clock import Clock
+from rxrisk.config.settings import load_config
+from rxrisk.edits.replay import drug_keys, load_edits, run_edits_kernel
+from rxrisk.ingest.select import ingest
 from rxrisk.kernels import edits as kernel
-from rxrisk.pipeline import Clock, encode_used, ingest, load_config
+from rxrisk.scoring.encode import encode_used
 
 from naive_edits import SEQUENTIAL_MAX, cumulative_mme, naive_edits, settings_with
 from test_edits import (

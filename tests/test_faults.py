@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rxrisk.generate import generate_book
+from rxrisk.synthetic import generate_book
 
 pytestmark = pytest.mark.slow
 

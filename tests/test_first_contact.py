@@ -16,8 +16,8 @@ import pytest
 
 from rxrisk import cli
 from rxrisk.cli import main
-from rxrisk.resources import data_path
-from rxrisk.rules import load_rules
+from rxrisk.config.resources import data_path
+from rxrisk.config.rules import load_rules
 
 AS_OF = "2025-06-30,2025-12-31"
 

@@ -1,4 +1,4 @@
-"""The synthetic book of business (rxrisk.generate): schemas, determinism, rates, defects.
+"""The synthetic book of business (rxrisk.synthetic): schemas, determinism, rates, defects.
 
 Two books are generated once per module: a small one (2,000 members) for schemas, determinism
 and defects, and a 20,000-member one for rates and the rarer events (overdoses, MAT, shoppers).
@@ -17,10 +17,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-import rxrisk.generate as gen
+import rxrisk.synthetic as gen
 from rxrisk import score
 from rxrisk.cli import main as cli_main
-from rxrisk.generate import (
+from rxrisk.config.reference import load_reference
+from rxrisk.ingest.sources import read_source
+from rxrisk.synthetic import (
     DRUG_CLASSES,
     MEDICAL_SCHEMA,
     PHARMACY_DEFECTS,
@@ -28,8 +30,6 @@ from rxrisk.generate import (
     PHARMACY_SCHEMA,
     generate_book,
 )
-from rxrisk.inputs import read_source
-from rxrisk.reference import load_reference
 
 SMALL = 2_000
 LARGE = 20_000

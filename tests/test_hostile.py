@@ -37,8 +37,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import rxrisk
+from rxrisk.config.resources import data_path
 from rxrisk.errors import InputError
-from rxrisk.resources import data_path
 
 import hostile_strategies as hs
 
@@ -246,7 +246,7 @@ def test_api_loud_intake_stops_above_the_share(ph):
 @given(ph=hs.pharmacy_books(), data=st.data())
 def test_api_streaming_equals_in_memory_on_hostile_books(ph, data):
     """Batch by batch (3 rows a batch, 2 partitions) gives the same members and audit."""
-    from rxrisk.stream import StreamOptions
+    from rxrisk.engines.stream import StreamOptions
 
     mk = "int64" if ph.kinds["member_id"] == "int64" else "string"
     md = data.draw(st.none() | hs.medical_books(member_kind=mk))

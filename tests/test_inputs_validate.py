@@ -12,7 +12,7 @@ import pytest
 
 import rxrisk
 from rxrisk.errors import InputError
-from rxrisk.validate import normalize_ndc
+from rxrisk.ingest.validate import normalize_ndc
 
 
 @pytest.mark.parametrize(

@@ -223,7 +223,7 @@ def _naive_claim_match(ids, is_reversal, is_candidate):
 def test_claim_id_matching_survives_hash_collisions(rows, row_bits):
     import pyarrow as pa
 
-    from rxrisk.validate import match_claim_ids
+    from rxrisk.ingest.validate import match_claim_ids
 
     ids = [r[0] for r in rows]
     is_rev = np.array([r[1] for r in rows], bool)
@@ -341,8 +341,8 @@ def test_member_driver_matches_reference(members, med, as_of, floor):
 
 
 def test_fill_arithmetic_matches_vectorised_encoder():
-    from rxrisk.encode import covered_days, daily_mme
     from rxrisk.kernels.fills import covered, daily
+    from rxrisk.scoring.encode import covered_days, daily_mme
 
     rng = np.random.default_rng(5)
     n = 400
@@ -377,7 +377,7 @@ _IDS += ["0123456789abcdefX", "0123456789abcdefXY", "0123456789abcdefY", "012345
 def test_string_dictionary_matches_reference(values, n_parts):
     import pyarrow as pa
 
-    from rxrisk.arrowutil import string_chunks
+    from rxrisk.io.arrow import string_chunks
     from rxrisk.kernels.dictionary import (
         K_HI,
         K_LEN,
@@ -485,7 +485,7 @@ def _naive_claims(ph, md, extra, rows):
 def test_encode_groups_rows_like_a_sort(kind, ph_ids, md_ids, extra_ids, rows, per_bucket):
     import pyarrow as pa
 
-    import rxrisk.encode as enc
+    import rxrisk.scoring.encode as enc
 
     names = {
         "short": ["M9", "M10", "M1", "b", "a\x00", "a", "", "é", "M100", "zz", "M2", "M3", "M0"],

@@ -15,10 +15,10 @@ import pytest
 
 import rxrisk
 from rxrisk.cli import main
-from rxrisk.edits import replay_edits
+from rxrisk.edits.replay import replay_edits
+from rxrisk.engines.stream import StreamOptions
 from rxrisk.errors import InputError
-from rxrisk.report import write_reports
-from rxrisk.stream import StreamOptions
+from rxrisk.reports.profiles import write_reports
 
 AS_OF = "2025-12-31"
 BAD_DATES = ["03/15/2025", "03/16/2025", "03/15/2025", "04/01/2025", "05/01/2025"]
@@ -118,7 +118,7 @@ def test_max_reject_share(ndcs):
 
 
 def test_rule_file_sets_the_share_and_the_argument_overrides_it(ndcs, tmp_path):
-    from rxrisk.resources import data_path
+    from rxrisk.config.resources import data_path
 
     ph = _pharmacy(ndcs, good=60, bad=40)
     text = data_path("rules", "default.toml").read_text(encoding="utf-8")
@@ -293,9 +293,9 @@ def test_spark_partition_reports_counts_and_offending_values(ndcs):
     # dates with the shipped format and reports its offending values for the driver's stop.
     import msgspec
 
-    from rxrisk import spark as rxspark
-    from rxrisk.intake import Offenders
-    from rxrisk.rules import load_rules
+    from rxrisk.config.rules import load_rules
+    from rxrisk.engines import spark as rxspark
+    from rxrisk.ingest.intake import Offenders
 
     ph = _pharmacy(ndcs, good=6, bad=5, bad_values=["2025-02-30", "13/01/2025", "03/15/2025"])
     ph = ph.append_column(rxspark.ROW, pa.array(range(ph.num_rows), pa.int64()))
@@ -324,7 +324,7 @@ def test_spark_partition_reports_counts_and_offending_values(ndcs):
 
 
 def test_offending_values_are_first_in_input_order_whatever_the_partition_order():
-    from rxrisk.intake import Offenders
+    from rxrisk.ingest.intake import Offenders
 
     t = pa.table({"fill_date": ["a", "b", "c", "d", "e", "f"]})
     reason = np.array([1, 1, 1, 1, 1, 1], np.int8)

@@ -17,15 +17,15 @@ import pytest
 
 import rxrisk
 import rxrisk.api
-import rxrisk.edits
-import rxrisk.report_html
-import rxrisk.rules
-from rxrisk import outputs, runfiles
+import rxrisk.config.rules
+import rxrisk.edits.replay
+import rxrisk.reports.pages
 from rxrisk.cli import main
+from rxrisk.config.resources import data_path
+from rxrisk.engines.spool import Spool
 from rxrisk.errors import InputError
-from rxrisk.outputs import Commit, check_collisions, prepare_outputs
-from rxrisk.resources import data_path
-from rxrisk.spool import Spool
+from rxrisk.io import outputs, runfiles
+from rxrisk.io.outputs import Commit, check_collisions, prepare_outputs
 
 AS_OF = "2025-12-31"
 
@@ -55,9 +55,9 @@ def _no_read(monkeypatch):
         raise AssertionError("the run read its inputs before refusing its outputs")
 
     monkeypatch.setattr(rxrisk.api, "score", boom)
-    monkeypatch.setattr(rxrisk.edits, "replay_edits", boom)
-    monkeypatch.setattr(rxrisk.edits, "load_edits", boom)
-    monkeypatch.setattr(rxrisk.rules, "load_rules", boom)
+    monkeypatch.setattr(rxrisk.edits.replay, "replay_edits", boom)
+    monkeypatch.setattr(rxrisk.edits.replay, "load_edits", boom)
+    monkeypatch.setattr(rxrisk.config.rules, "load_rules", boom)
 
 
 def _one_line_error(capsys) -> str:
@@ -457,7 +457,7 @@ def test_failed_report_leaves_the_earlier_report(book, monkeypatch):
     def fail(*a, **k):
         raise RuntimeError("renderer failed")
 
-    monkeypatch.setattr(rxrisk.report_html, "index_page", fail)
+    monkeypatch.setattr(rxrisk.reports.pages, "index_page", fail)
     assert main([*args[:-6], "--flag", "concurrent_benzo"]) == 1
     assert _snapshot(book / "rep") == before
     assert not [p for p in (book / "rep").rglob("*") if ".rxrisk-" in p.name]
@@ -618,7 +618,7 @@ def test_interrupt_between_stages_leaves_no_spill_folder(book, capsys, monkeypat
 def test_api_interrupt_while_building_the_quarantine_leaves_no_spill_file(book, monkeypatch):
     """The same interrupt through the Python API (no CLI safety net): the streaming ingest
     closes its own stores."""
-    from rxrisk.stream import StreamOptions
+    from rxrisk.engines.stream import StreamOptions
 
     spill = book / "spill-api"
     spill.mkdir()

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("duckdb", reason="duckdb is not installed (pip install duckdb): peer check")
 
 import rxrisk  # noqa: E402
-from rxrisk.generate import generate_book  # noqa: E402
+from rxrisk.synthetic import generate_book  # noqa: E402
 
 AS_OF = "2025-12-31"
 _PEER_PATH = Path(__file__).resolve().parents[1] / "bench" / "peer_duckdb.py"

@@ -15,15 +15,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from rxrisk.errors import InputError
-from rxrisk.reference import (
+from rxrisk.config.reference import (
     DRUG_CLASSES,
     EDITIONS,
     REFERENCE_SCHEMA,
     load_reference,
     reference_digest,
 )
-from rxrisk.resources import data_path
+from rxrisk.config.resources import data_path
+from rxrisk.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_DIR = REPO / "data" / "reference" / "sources"  # the project's copy of the sources

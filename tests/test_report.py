@@ -1,4 +1,4 @@
-"""Member profiles, prescriber bundles, outreach and lock-in lists (rxrisk.report).
+"""Member profiles, prescriber bundles, outreach and lock-in lists (rxrisk.reports.profiles).
 
 A hand-made book (real NDCs, every expected number worked out below) checks the content, the
 ordering and tie rules and the escaping; a generated book checks the pages and lists against
@@ -22,7 +22,7 @@ import pytest
 import rxrisk
 from rxrisk.cli import main
 from rxrisk.errors import InputError
-from rxrisk.report import safe_stems, write_reports
+from rxrisk.reports.profiles import safe_stems, write_reports
 
 OXY30 = "00054466525"  # ROXICODONE 30 mg tablet, factor 1.5
 ALPRAZOLAM = "00009002901"  # XANAX 0.25 mg
@@ -253,7 +253,7 @@ def test_reasons_in_plain_words_first(hand):
 
 
 def test_thresholds_come_from_the_rules(tmp_path):
-    from rxrisk.resources import data_path
+    from rxrisk.config.resources import data_path
 
     rules = data_path("rules", "default.toml").read_text()
     rules = rules.replace(
@@ -628,7 +628,7 @@ def test_cli_bad_inputs_exit_2(hand_files, capsys):
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
-    from rxrisk.generate import generate_book
+    from rxrisk.synthetic import generate_book
 
     root = tmp_path_factory.mktemp("book")
     generate_book(root, members=3000, seed=5)
@@ -642,8 +642,10 @@ def book(tmp_path_factory):
 
 def _used_fills(ph, md):
     """Used pharmacy rows (member, day, prescriber), through the same validation as score."""
-    from rxrisk.inputs import clean_text
-    from rxrisk.pipeline import Clock, ingest, load_config
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import load_config
+    from rxrisk.ingest.select import ingest
+    from rxrisk.ingest.sources import clean_text
 
     data = ingest(
         ph,
@@ -687,8 +689,10 @@ def test_book_pages_match_the_member_table(book):
 
 
 def test_book_daily_series_equal_the_kernel_metrics(book):
-    from rxrisk.pipeline import Clock, ingest, load_config
-    from rxrisk.report import _day, daily_series, member_fills
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import load_config
+    from rxrisk.ingest.select import ingest
+    from rxrisk.reports.profiles import _day, daily_series, member_fills
 
     _, _, latest, ph, md = book
     rows = latest.filter(latest["at_risk"])

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 import rxrisk
-from rxrisk.report import safe_stems, write_reports
+from rxrisk.reports.profiles import safe_stems, write_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -32,7 +32,7 @@ WIDTH, HEIGHT = 1200, 1600
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory):
     """The generated book's most telling profile: most reasons, then highest average MME."""
-    from rxrisk.generate import generate_book
+    from rxrisk.synthetic import generate_book
 
     root = tmp_path_factory.mktemp("browser")
     generate_book(root, members=3000, seed=5)

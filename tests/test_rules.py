@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from rxrisk.config.rules import Flag, MetricsConfig, RuleSet, evaluate_flags, load_rules
 from rxrisk.errors import InputError
-from rxrisk.rules import Flag, MetricsConfig, RuleSet, evaluate_flags, load_rules
 
 
 def test_default_rules_match_spec_table_order():

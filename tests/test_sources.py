@@ -16,10 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import rxrisk
-from rxrisk import inputs, spark
 from rxrisk.cli import main
+from rxrisk.engines import spark
+from rxrisk.engines.stream import StreamOptions, open_batches
 from rxrisk.errors import InputError
-from rxrisk.stream import StreamOptions, open_batches
+from rxrisk.ingest import sources as inputs
 
 AS_OF = "2025-12-31"
 FILL = dt.date(2025, 12, 1)

@@ -1,4 +1,4 @@
-"""rxrisk.spark (Spark engine) held to rxrisk.score (in-process): equal member tables, audits.
+"""rxrisk.engines.spark (Spark engine) held to rxrisk.score (in-process): equal member tables, audits.
 
 Needs the extra (pip install 'rxrisk[spark]') and Java; skipped otherwise. One local[2]
 SparkSession for the module.
@@ -26,9 +26,9 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("the Spark engine needs Java (java on PATH or JAVA_HOME)", allow_module_level=True)
 
 import rxrisk
-from rxrisk import spark as rxspark
 from rxrisk.cli import main
-from rxrisk.generate import generate_book
+from rxrisk.engines import spark as rxspark
+from rxrisk.synthetic import generate_book
 
 from cases import (
     CASES,
@@ -300,7 +300,7 @@ def test_generated_book(spark, book):
 
 def test_config_files_are_shipped(spark, book, tmp_path):
     # Reference, rules and code sets given as paths: read on the driver, shipped with the tasks.
-    from rxrisk.resources import data_path
+    from rxrisk.config.resources import data_path
 
     rules = tmp_path / "rules.toml"
     text = data_path("rules", "default.toml").read_text()

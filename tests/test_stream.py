@@ -1,4 +1,4 @@
-"""The streaming path (rxrisk.stream) against the in-memory path: same member table byte for
+"""The streaming path (rxrisk.engines.stream) against the in-memory path: same member table byte for
 byte, same audit (but for seconds), same quarantine, whatever the batch size, partition
 counts, spilling and input kind; bad input handled the same way; no spill file left."""
 
@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rxrisk
+from rxrisk.engines.spool import Spool
+from rxrisk.engines.stream import StreamOptions, member_parts, should_stream, string_hashes
 from rxrisk.errors import InputError
-from rxrisk.spool import Spool
-from rxrisk.stream import StreamOptions, member_parts, should_stream, string_hashes
 
 from cases import combined_book, medical_table, pharmacy_table, reference_table, scenarios
 from test_score_vs_naive import HYPOTHESIS_SETTINGS
@@ -170,7 +170,7 @@ def test_random_books(case, batch_rows, partitions, claim_partitions, memory_byt
 
 
 def test_generated_book_with_spill(tmp_path):
-    from rxrisk.generate import generate_book
+    from rxrisk.synthetic import generate_book
 
     generate_book(tmp_path, members=1500, seed=3)
     ph, md = tmp_path / "pharmacy.parquet", tmp_path / "medical.parquet"

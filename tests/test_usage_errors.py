@@ -14,11 +14,11 @@ import pytest
 
 import rxrisk
 from rxrisk.cli import main
-from rxrisk.edits import load_edits
+from rxrisk.config.resources import data_path
+from rxrisk.config.rules import load_rules
+from rxrisk.edits.replay import load_edits
+from rxrisk.engines.stream import StreamOptions, _auto_parts, ingest_stream
 from rxrisk.errors import InputError
-from rxrisk.resources import data_path
-from rxrisk.rules import load_rules
-from rxrisk.stream import StreamOptions, _auto_parts, ingest_stream
 
 
 @pytest.fixture
@@ -163,7 +163,8 @@ def test_partitions_used_never_exceed_what_the_input_fills():
 
 def test_streaming_run_caps_the_partitions(small_book):
     """4,096 partitions asked for a book of 14 rows: one partition is used, same output."""
-    from rxrisk.pipeline import Clock, load_config
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import load_config
 
     ph, md = small_book
     cfg = load_config()
@@ -366,8 +367,8 @@ def test_wrong_argument_types_are_input_errors(small_book, kw, needle):
 def test_wrong_argument_types_are_input_errors_for_edits_and_report(
     small_book, kw, needle, tmp_path
 ):
-    from rxrisk.edits import replay_edits
-    from rxrisk.report import write_reports
+    from rxrisk.edits.replay import replay_edits
+    from rxrisk.reports.profiles import write_reports
 
     ph, md = small_book
     with pytest.raises(InputError) as exc:

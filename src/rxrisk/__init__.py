@@ -16,7 +16,7 @@ from rxrisk.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from rxrisk.api import Result, score
-    from rxrisk.edits import replay_edits
+    from rxrisk.edits.replay import replay_edits
 
 
 def __getattr__(name: str):
@@ -25,7 +25,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name == "replay_edits":
-        from rxrisk import edits
+        from rxrisk.edits import replay as edits
 
         return edits.replay_edits
     raise AttributeError(f"module 'rxrisk' has no attribute {name!r}")

@@ -10,11 +10,11 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 
 from rxrisk import __version__
-from rxrisk.errors import InputError, shown
+from rxrisk.config.settings import parse_as_of
+from rxrisk.scoring.run import score_claims
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -39,57 +39,6 @@ class Result:
     members: pa.Table
     audit: dict
     quarantine: pa.Table | None = None
-
-
-def parse_as_of(as_of) -> np.ndarray:
-    """As-of dates to sorted unique day numbers (days since 1970-01-01).
-
-    Accepts a date or datetime, ``'YYYY-MM-DD'`` text (several comma-separated), a
-    ``numpy.datetime64``, or a list, tuple or array of those (a ``datetime64`` array, a
-    pyarrow date array). Anything else is an :class:`~rxrisk.errors.InputError`.
-    """
-    if as_of is None:
-        raise InputError("as_of is required: give one or more dates, e.g. as_of='2025-12-31'")
-    if isinstance(as_of, str):
-        items = as_of.split(",")
-    elif isinstance(as_of, (dt.date, np.datetime64)):
-        items = [as_of]
-    elif isinstance(as_of, np.ndarray):
-        items = list(as_of.ravel())
-    elif isinstance(as_of, (bytes, bytearray, dict)) or not hasattr(as_of, "__iter__"):
-        raise InputError(
-            f"as_of {shown(as_of)} ({type(as_of).__name__}) is not a date; give a date, "
-            "'YYYY-MM-DD' text, a numpy.datetime64 or a list of them, e.g. as_of='2025-12-31'"
-        )
-    else:
-        items = list(as_of)
-    if not items:
-        raise InputError("as_of is empty: give one or more dates, e.g. as_of='2025-12-31'")
-    days = []
-    for item in items:
-        if hasattr(item, "as_py"):  # a pyarrow scalar
-            item = item.as_py()
-        if isinstance(item, np.datetime64):
-            if np.isnat(item):
-                raise InputError("as_of value NaT is not a date; give a date, e.g. '2025-12-31'")
-            item = (item.astype("datetime64[D]") - np.datetime64(0, "D")).astype(np.int64)
-            item = _EPOCH + dt.timedelta(days=int(item))
-        if isinstance(item, dt.datetime):
-            item = item.date()
-        if isinstance(item, str):
-            try:
-                item = dt.date.fromisoformat(item.strip())
-            except ValueError:
-                raise InputError(
-                    f"as_of value {shown(item)} is not a date; write it as YYYY-MM-DD"
-                ) from None
-        if not isinstance(item, dt.date):
-            raise InputError(
-                f"as_of value {shown(item)} ({type(item).__name__}) is not a date; write it as "
-                "YYYY-MM-DD"
-            )
-        days.append((item - _EPOCH).days)
-    return np.unique(np.array(days, np.int32))
 
 
 def score(
@@ -137,10 +86,10 @@ def score(
         cores unless changed).
     progress : callable, optional
         Called with each stage name as it completes; its ``tick(what, count)`` method, if
-        any, gets running counts on streaming runs (see :class:`rxrisk.pipeline.Clock`).
-    stream : bool or rxrisk.stream.StreamOptions, optional
-        Score batch by batch with bounded memory (:mod:`rxrisk.stream`): same output, byte
-        for byte. True uses the default :class:`~rxrisk.stream.StreamOptions`.
+        any, gets running counts on streaming runs (see :class:`rxrisk.ingest.select.Clock`).
+    stream : bool or rxrisk.engines.stream.StreamOptions, optional
+        Score batch by batch with bounded memory (:mod:`rxrisk.engines.stream`): same output, byte
+        for byte. True uses the default :class:`~rxrisk.engines.stream.StreamOptions`.
     date_format : str, optional
         ``strptime`` format of text dates in another form than ``YYYY-MM-DD`` or
         ``YYYYMMDD``, e.g. ``'%m/%d/%Y'`` (dates are never guessed).
@@ -153,17 +102,13 @@ def score(
     -------
     Result
     """
-    from rxrisk import intake
-    from rxrisk.inputs import check_date_format
-    from rxrisk.pipeline import (
-        Clock,
-        check_arguments,
-        encode_selected,
-        ingest,
-        load_config,
-        select_used,
-        set_threads,
-    )
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import check_arguments, load_config
+    from rxrisk.ingest import intake
+    from rxrisk.ingest.select import ingest, select_used
+    from rxrisk.ingest.sources import check_date_format
+    from rxrisk.scoring.encode import encode_selected
+    from rxrisk.scoring.run import set_threads
 
     date_format = check_date_format(date_format)
     if max_reject_share is not None:  # fail fast; the rule file's share applies when None
@@ -175,7 +120,7 @@ def score(
     max_reject_share = cfg.reject_share(max_reject_share)
     days = parse_as_of(as_of)
     if stream is not None and stream is not False:
-        from rxrisk.stream import StreamOptions, score_stream
+        from rxrisk.engines.stream import StreamOptions, score_stream
 
         options = stream if isinstance(stream, StreamOptions) else StreamOptions()
         members, blocks, n_scored, q = score_stream(
@@ -227,81 +172,3 @@ def score(
         ),
     }
     return Result(members=members, audit=audit, quarantine=q)
-
-
-def score_claims(claims, days: np.ndarray, config, *, all_members: bool, threads, clock):
-    """Kernels, flags and the member table for encoded claims: ``(members, members scored)``.
-
-    Shared by the in-memory path (the whole book) and the streaming path (one member
-    partition at a time). Stages "kernels" and "rules" are timed on ``clock``.
-    """
-    from rxrisk.outputs import member_table, metric_columns
-    from rxrisk.rules import evaluate_flags
-
-    m = config.metrics
-    raw, present = run_kernels(claims, days, m, threads)
-    clock.lap("kernels")
-    k = len(days)
-    rows = np.flatnonzero(np.ones_like(present) if all_members else present)
-    row_days = days[rows % k]
-    cols, nulls = metric_columns(m, rows, row_days, raw)
-    flags = evaluate_flags(config.rules, cols, nulls)
-    clock.lap("rules")
-    members = member_table(
-        claims.member_ids.take(pa.array(rows // k)), row_days, m, cols, nulls, flags
-    )
-    n_scored = int(len(np.unique(rows // k))) if len(rows) else 0
-    return members, n_scored
-
-
-def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
-    """Allocate outputs and run the parallel member kernel. Returns (raw arrays, present).
-
-    ``raw`` holds the column-major kernel outputs (see
-    :func:`rxrisk.kernels.member_scores.score_members`); :func:`rxrisk.outputs.metric_columns`
-    reads them.
-    """
-    from rxrisk.codesets import CATEGORIES
-    from rxrisk.kernels.member_scores import n_float_columns, n_int_columns, score_members
-    from rxrisk.pipeline import set_threads
-
-    n_threads = set_threads(threads)
-    n_members = len(claims.member_ids)
-    k = len(days)
-    windows = np.asarray(metrics.windows, np.int64)
-    n = n_members * k
-    # zeroed (fresh zero pages; the kernel writes only what may be non-zero)
-    raw = {
-        "ints": np.zeros((n_int_columns(len(windows)), n), np.int32),
-        "floats": np.zeros((n_float_columns(len(windows)), n), np.float64),
-    }
-    present = np.zeros(n, np.bool_)
-    n_chunks = max(1, min(n_members, n_threads * 8))
-    if n_members:
-        score_members(
-            claims.fill_offsets,
-            claims.start,
-            claims.end,
-            claims.role,
-            claims.mme,
-            claims.prescriber,
-            claims.pharmacy,
-            claims.med_offsets,
-            claims.med_day,
-            claims.med_mask,
-            np.asarray(days, np.int32),
-            windows,
-            float(metrics.high_dose_mme - metrics.tolerance),
-            int(metrics.rolling_days),
-            int(metrics.ed_lookback_days),
-            int(metrics.dx_lookback_days),
-            1 << CATEGORIES.index("ed_visit"),
-            1 << CATEGORIES.index("opioid_overdose"),
-            claims.n_prescribers,
-            claims.n_pharmacies,
-            n_chunks,
-            raw["ints"],
-            raw["floats"],
-            present,
-        )
-    return raw, present

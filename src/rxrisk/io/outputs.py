@@ -18,9 +18,11 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from rxrisk.arrowutil import take_rows
-from rxrisk.codesets import CATEGORIES
+from rxrisk.config.codesets import CATEGORIES
+from rxrisk.config.schema import metric_fields
 from rxrisk.errors import InputError
+from rxrisk.io.arrow import take_rows
+from rxrisk.io.runfiles import sweep_outputs, temp_name
 from rxrisk.kernels.distinct import C_BENZO_FILLS, C_OPIOID_FILLS, C_PHARMACIES, C_PRESCRIBERS
 from rxrisk.kernels.events import NO_DATE
 from rxrisk.kernels.member_scores import N_COUNTS, N_MME
@@ -33,8 +35,6 @@ from rxrisk.kernels.windows import (
     M_PEAK,
     M_TOTAL,
 )
-from rxrisk.runfiles import sweep_outputs, temp_name
-from rxrisk.schema import metric_fields
 
 _COUNT_COL = {
     "opioid_fills": C_OPIOID_FILLS,
@@ -363,7 +363,7 @@ def prepare_outputs(inputs, outputs) -> list[Path | None]:
 
 def sweep_leftovers(*paths) -> None:
     """Remove, from the folders of these output paths, the temporary outputs of runs that were
-    killed (see :mod:`rxrisk.runfiles`: only names that embed a dead owner)."""
+    killed (see :mod:`rxrisk.io.runfiles`: only names that embed a dead owner)."""
     seen = set()
     for p in paths:
         if not _is_path(p):
@@ -409,7 +409,7 @@ class Commit:
     """The outputs of one run, committed together.
 
     Each output is written to a temporary name in its own folder (named after this process,
-    see :mod:`rxrisk.runfiles`) as the run produces it; :meth:`commit` renames them all into
+    see :mod:`rxrisk.io.runfiles`) as the run produces it; :meth:`commit` renames them all into
     place once every one was written. Used as a context manager, it commits when the block ends
     normally and removes every temporary file (and every folder it made that is still empty)
     when the block raises, KeyboardInterrupt and the CLI's SIGTERM included::

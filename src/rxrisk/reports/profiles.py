@@ -11,12 +11,12 @@ table and the same claim inputs ``score`` took, and writes into one folder:
   pharmacy that account for most of their opioid fills;
 * ``index.html`` linking everything.
 
-The claim work is vectorised: the book is read and validated by :func:`rxrisk.pipeline.ingest`
+The claim work is vectorised: the book is read and validated by :func:`rxrisk.ingest.select.ingest`
 (the same buckets as ``score``), the used rows are cut down to the members needed, and the
 daily MME / overlap series, provider counts and lock-in picks are numpy over those rows. Only
 the HTML rendering loops per selected member. This module also words the reasons (one
 sentence per flag with the member's numbers and the rule file's thresholds);
-:mod:`rxrisk.report_html` turns it all into markup. See docs/report.md.
+:mod:`rxrisk.reports.pages` turns it all into markup. See docs/report.md.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.codesets import CATEGORIES
+from rxrisk.config.codesets import CATEGORIES
 from rxrisk.errors import InputError
-from rxrisk.validate import normalize_code_type
+from rxrisk.ingest.validate import normalize_code_type
 
 _EPOCH = dt.date(1970, 1, 1)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -89,7 +89,7 @@ def date_of(day: int) -> dt.date:
 
 def load_members(members) -> pa.Table:
     """The scored member table (Table or path) with types (CSV text is converted)."""
-    from rxrisk.inputs import read_source
+    from rxrisk.ingest.sources import read_source
 
     table = read_source(members, label="members").table
     for col in ("member_id", "as_of", "reasons"):
@@ -142,7 +142,7 @@ def pick_as_of(table: pa.Table, as_of) -> tuple[pa.Table, int]:
             raise InputError("members input: the member table is empty; nothing to report")
         day = int(days[-1])
     else:
-        from rxrisk.api import parse_as_of
+        from rxrisk.config.settings import parse_as_of
 
         parsed = parse_as_of(as_of)
         if len(parsed) != 1:
@@ -221,7 +221,7 @@ class MedicalEvents:
 
     member: np.ndarray
     day: np.ndarray
-    mask: np.ndarray  # uint8 category bits (rxrisk.codesets.CATEGORIES)
+    mask: np.ndarray  # uint8 category bits (rxrisk.config.codesets.CATEGORIES)
     code_type: list
     code: list
     offsets: np.ndarray
@@ -250,9 +250,9 @@ def _ids_like(ids: pa.Array, like: pa.DataType) -> pa.Array:
 
 def member_fills(data, wanted: pa.Array) -> Fills:
     """The used pharmacy rows of the ``wanted`` members (vectorised; no loop over the book)."""
-    from rxrisk.arrowutil import date_days, dict_codes, to_numpy
-    from rxrisk.encode import DrugTable, covered_days, daily_mme, supply_days
-    from rxrisk.inputs import clean_text
+    from rxrisk.ingest.sources import clean_text
+    from rxrisk.io.arrow import date_days, dict_codes, to_numpy
+    from rxrisk.scoring.encode import DrugTable, covered_days, daily_mme, supply_days
 
     ph = data.pharmacy
     used = data.used_pharmacy_rows()
@@ -303,9 +303,9 @@ def member_fills(data, wanted: pa.Array) -> Fills:
 
 def medical_events(data, wanted: pa.Array, first_day: int, last_day: int) -> MedicalEvents:
     """Used medical rows with a category, of the wanted members, dated first_day..last_day."""
-    from rxrisk import validate
-    from rxrisk.arrowutil import date_days
-    from rxrisk.inputs import clean_text
+    from rxrisk.ingest import validate
+    from rxrisk.ingest.sources import clean_text
+    from rxrisk.io.arrow import date_days
 
     n = len(wanted)
     empty = MedicalEvents(
@@ -533,8 +533,8 @@ def fmt_date(day) -> str:
 
 def rule_thresholds(ruleset) -> dict:
     """Per flag: ``{"cmp": {column: [numbers]}, "refs": {names}, "anchor", "when"}``."""
-    from rxrisk.rules import compile_flags
-    from rxrisk.schema import metric_fields
+    from rxrisk.config.rules import compile_flags
+    from rxrisk.config.schema import metric_fields
 
     m = ruleset.metrics
     kinds = {
@@ -783,7 +783,7 @@ def check_report_paths(out, *, members=None, pharmacy=None, medical=None, **conf
     either format, anything in ``members/`` and ``prescribers/``), nor is the folder inside
     an input folder. ``config`` holds the other inputs by option name (reference, rules,
     codesets). Also removes temporary files that killed runs left in the folder."""
-    from rxrisk.outputs import check_collisions, check_target, sweep_leftovers
+    from rxrisk.io.outputs import check_collisions, check_target, sweep_leftovers
 
     out = Path(out)
     files = [("--out", out / "index.html")] + [
@@ -858,11 +858,13 @@ def write_reports(
         Counts of pages and list rows, paths, notes, seconds, and the claims' audit blocks
         (``pharmacy``, ``medical``) with their ``warnings``.
     """
-    from rxrisk import report_html
-    from rxrisk.intake import audit_warnings
-    from rxrisk.outputs import Commit
-    from rxrisk.pipeline import Clock, ingest, load_config
-    from rxrisk.rules import load_rules
+    from rxrisk.clock import Clock
+    from rxrisk.config.rules import load_rules
+    from rxrisk.config.settings import load_config
+    from rxrisk.ingest.intake import audit_warnings
+    from rxrisk.ingest.select import ingest
+    from rxrisk.io.outputs import Commit
+    from rxrisk.reports import pages as report_html
 
     t0 = time.perf_counter()
     clock = Clock(progress)

@@ -2,7 +2,7 @@
 Arrow IPC spill files (one per partition), read back one partition at a time.
 
 Rows keep their arrival order within a partition, so a partition read back is in input order.
-Spill folders are named after the process that owns them (:mod:`rxrisk.runfiles`); the first
+Spill folders are named after the process that owns them (:mod:`rxrisk.io.runfiles`); the first
 spill into a folder removes the spill folders that killed runs left there.
 """
 
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from rxrisk.errors import InputError
-from rxrisk.runfiles import spill_name, sweep_spill
+from rxrisk.io.runfiles import spill_name, sweep_spill
 
 _live: set[Path] = set()  # spill folders of this process not yet removed by Spool.close
 
@@ -34,7 +34,7 @@ def remove_live_spills() -> None:
 
 def sweep_spill_root(root=None) -> list[Path]:
     """Remove the spill folders of killed runs from ``root`` (default: the system temporary
-    folder); see :mod:`rxrisk.runfiles`."""
+    folder); see :mod:`rxrisk.io.runfiles`."""
     return sweep_spill(os.path.realpath(root if root is not None else tempfile.gettempdir()))
 
 

@@ -1,4 +1,4 @@
-"""HTML and inline-SVG rendering of the report pages (see :mod:`rxrisk.report`).
+"""HTML and inline-SVG rendering of the report pages (see :mod:`rxrisk.reports.profiles`).
 
 Every page is self-contained: inline CSS, inline SVG, no script, no external asset, and a
 Content-Security-Policy that forbids loading anything. Every data value goes through
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rxrisk import __version__
-from rxrisk.codesets import CATEGORIES
-from rxrisk.report import (
+from rxrisk.config.codesets import CATEGORIES
+from rxrisk.reports.profiles import (
     CATEGORY_BIT,
     CATEGORY_LABEL,
     date_of,

@@ -5,7 +5,7 @@ Flow, in one direction:
 
 1. **Stream** each input batch by batch (Parquet file or folder, Arrow IPC, CSV, Arrow
    table or stream). Every batch gets the row-local checks of validation
-   (:func:`rxrisk.validate.check_pharmacy`, :func:`rxrisk.validate.validate_medical`); its
+   (:func:`rxrisk.ingest.validate.check_pharmacy`, :func:`rxrisk.ingest.validate.validate_medical`); its
    counts go to the audit, its rejected rows (if asked) to the quarantine, and then the
    batch is dropped. What is kept:
 
@@ -16,10 +16,10 @@ Flow, in one direction:
    - *tracked rows*: the paid rows whose NDC is in the reference (a few per cent of a book)
      and the classified medical rows, partitioned by a hash of the member id.
 
-   Each partitioned store (:class:`rxrisk.spool.Spool`) stays in memory up to its byte
+   Each partitioned store (:class:`rxrisk.engines.spool.Spool`) stays in memory up to its byte
    budget and then moves to Arrow IPC spill files.
 2. **Match** claim ids partition by partition, exactly (hash runs, then string compares:
-   :func:`rxrisk.validate.match_claim_hashes`); the reversed and duplicate rows are counted
+   :func:`rxrisk.ingest.validate.match_claim_hashes`); the reversed and duplicate rows are counted
    and removed from the tracked rows.
 3. **Score** member partition by member partition with the in-process encoder and kernels;
    partition tables are merged into member order.
@@ -39,10 +39,11 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.ipc as ipc
 
-from rxrisk import inputs, validate
-from rxrisk.arrowutil import keep_rows, string_chunks, take_rows, to_numpy
+from rxrisk.engines.spool import Spool
 from rxrisk.errors import InputError
-from rxrisk.spool import Spool
+from rxrisk.ingest import sources as inputs
+from rxrisk.ingest import validate
+from rxrisk.io.arrow import keep_rows, string_chunks, take_rows, to_numpy
 
 #: kind bits of a claim key
 _REVERSAL, _PAID = 1, 2
@@ -141,7 +142,7 @@ class BatchSource:
 
 
 def open_batches(source, *, label: str, batch_rows: int, columns=None) -> BatchSource:
-    """Open ``source`` (as :func:`rxrisk.inputs.read_source` accepts) for batch reading.
+    """Open ``source`` (as :func:`rxrisk.ingest.sources.read_source` accepts) for batch reading.
 
     ``columns``: a function of the schema giving the column names to read (None: all).
     """
@@ -389,16 +390,16 @@ def ingest_stream(
 ) -> StreamedBook:
     """Stream both inputs into partitioned stores (see the module docstring).
 
-    ``date_format`` and ``max_reject_share`` as for :func:`rxrisk.pipeline.ingest`: a
+    ``date_format`` and ``max_reject_share`` as for :func:`rxrisk.ingest.select.ingest`: a
     rejection reason above the share stops here, after both inputs were read and before
     anything is scored or written.
     """
-    from rxrisk import intake
+    from rxrisk.ingest import intake
 
     offenders = intake.Offenders()
     max_days_supply = config.metrics.max_days_supply
     max_reject_share = config.reject_share(max_reject_share)
-    from rxrisk.encode import DrugTable
+    from rxrisk.scoring.encode import DrugTable
 
     drugs = DrugTable.from_reference(config.reference)
     cols = None if quarantine else _spec_columns(inputs.PHARMACY_REQUIRED, inputs.PHARMACY_OPTIONAL)
@@ -484,7 +485,7 @@ def ingest_stream(
             members.finish()
         q = None
         if quarantine:
-            from rxrisk.outputs import quarantine_table
+            from rxrisk.io.outputs import quarantine_table
 
             q = quarantine_table(rejected.parts)
     except BaseException:  # an error or interrupt removes every spill file of this run
@@ -756,8 +757,8 @@ def score_stream(
 ):
     """Streaming counterpart of the body of :func:`rxrisk.score`: returns
     ``(members, audit blocks, members scored, quarantine)``."""
-    from rxrisk.api import score_claims
-    from rxrisk.encode import DrugTable, encode
+    from rxrisk.scoring.encode import DrugTable, encode
+    from rxrisk.scoring.run import score_claims
 
     book = ingest_stream(
         pharmacy,

@@ -218,8 +218,9 @@ def _with_notice(progress, command: str):
 
 
 def _cmd_score(args) -> int:
-    from rxrisk.api import parse_as_of, score
-    from rxrisk.outputs import Commit
+    from rxrisk.api import score
+    from rxrisk.config.settings import parse_as_of
+    from rxrisk.io.outputs import Commit
 
     parse_as_of(args.as_of)  # fail fast on a bad date, before reading anything
     out, audit_path, q_path = _check_paths(
@@ -239,7 +240,7 @@ def _cmd_score(args) -> int:
     t0 = time.perf_counter()
     stream = _stream_options(args)
     if stream is not None:  # spill folders of killed runs in the folder this run spills to
-        from rxrisk.spool import sweep_spill_root
+        from rxrisk.engines.spool import sweep_spill_root
 
         sweep_spill_root(stream.spill_dir)
     result = score(
@@ -291,7 +292,7 @@ def _check_paths(args, outputs) -> list:
     """Check the output files before anything is read (none is an input or another output,
     each can be written), then remove temporary outputs that killed runs left in their
     folders. Returns the output paths (None where not given)."""
-    from rxrisk.outputs import prepare_outputs
+    from rxrisk.io.outputs import prepare_outputs
 
     inputs = [(label, getattr(args, name, None)) for name, label in _INPUT_OPTIONS]
     return prepare_outputs(inputs, outputs)
@@ -316,8 +317,8 @@ def _parse_size(text: str) -> int:
 
 def _stream_options(args):
     """StreamOptions from --stream/--in-memory and the batch/partition/spill options (None:
-    in memory). Default: stream when the pharmacy input is large (see rxrisk.stream)."""
-    from rxrisk.stream import StreamOptions, check_range, should_stream
+    in memory). Default: stream when the pharmacy input is large (see rxrisk.engines.stream)."""
+    from rxrisk.engines.stream import StreamOptions, check_range, should_stream
 
     if args.batch_rows is not None:
         check_range("batch_rows", args.batch_rows, "--batch-rows")
@@ -346,7 +347,7 @@ def _stream_options(args):
     if args.spill_dir is not None:
         if not os.path.isdir(args.spill_dir):
             raise InputError(f"--spill-dir {args.spill_dir}: no such folder; create it first")
-        from rxrisk.outputs import check_writable
+        from rxrisk.io.outputs import check_writable
 
         check_writable(args.spill_dir, "--spill-dir")
         kw["spill_dir"] = args.spill_dir
@@ -389,7 +390,7 @@ def _spark_session(master: str):
 
 
 def _score_spark(args, out, audit_path) -> int:
-    from rxrisk.outputs import Commit
+    from rxrisk.io.outputs import Commit
 
     for flag, given in (
         ("--quarantine", args.quarantine),
@@ -451,8 +452,8 @@ def _score_spark(args, out, audit_path) -> int:
 
 
 def _cmd_edits(args) -> int:
-    from rxrisk.edits import EDIT_NAMES, load_edits, replay_edits
-    from rxrisk.outputs import Commit
+    from rxrisk.edits.replay import EDIT_NAMES, load_edits, replay_edits
+    from rxrisk.io.outputs import Commit
 
     out, audit_path = _check_paths(args, [("--out", args.out), ("--audit", args.audit)])
     load_edits(args.edits, args.overrides)  # fail fast on a bad edits file or --set, before reading
@@ -491,7 +492,7 @@ def _cmd_edits(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from rxrisk.report import write_reports
+    from rxrisk.reports.profiles import write_reports
 
     flags = args.flags if args.flags else (() if args.reasons else ("at_risk",))
     show = _with_notice(_progress_printer(not args.quiet and sys.stderr.isatty()), "report")
@@ -532,7 +533,7 @@ def _print_intake(args, audit: dict) -> None:
     stderr whether or not it is a terminal, unless --quiet."""
     if args.quiet:
         return
-    from rxrisk.intake import summary_lines
+    from rxrisk.ingest.intake import summary_lines
 
     names = {"pharmacy": str(args.pharmacy)}
     if args.medical:
@@ -553,13 +554,13 @@ def _flag_counts(table) -> dict:
 
 
 def _cmd_generate(args) -> int:
-    from rxrisk.generate import generate_book
+    from rxrisk.synthetic import generate_book
 
     if args.members < 1:
         raise InputError(f"--members {args.members}: give at least 1")
     if args.part_members is not None and args.part_members < 1:
         raise InputError(f"--part-members {args.part_members}: give at least 1")
-    from rxrisk.outputs import check_target, sweep_leftovers
+    from rxrisk.io.outputs import check_target, sweep_leftovers
 
     check_target(args.out, "--out", folder=True, parents=True)
     names = (
@@ -602,14 +603,14 @@ def _cmd_show(args) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from rxrisk.inputs import read_source
-    from rxrisk.report import load_members
+    from rxrisk.ingest.sources import read_source
+    from rxrisk.reports.profiles import load_members
 
     if args.limit < 0:
         raise InputError(f"--limit {args.limit}: give 0 or more rows")
     day = None
     if args.as_of is not None:
-        from rxrisk.api import parse_as_of
+        from rxrisk.config.settings import parse_as_of
 
         days = parse_as_of(args.as_of)
         if len(days) != 1:
@@ -707,7 +708,7 @@ _CONFIG_FILES = {
 
 
 def _cmd_config(args) -> int:
-    from rxrisk.resources import data_path
+    from rxrisk.config.resources import data_path
 
     sys.stdout.write(data_path(*_CONFIG_FILES[args.name]).read_text(encoding="utf-8"))
     sys.stdout.flush()
@@ -1088,7 +1089,7 @@ def _on_sigterm(signum, frame) -> None:
 
 def _committed() -> int:
     """Runs whose outputs this process has committed (without importing the writers)."""
-    outputs = sys.modules.get("rxrisk.outputs")
+    outputs = sys.modules.get("rxrisk.io.outputs")
     return getattr(outputs, "committed_runs", 0) if outputs is not None else 0
 
 
@@ -1138,7 +1139,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     finally:
-        spool = sys.modules.get("rxrisk.spool")
+        spool = sys.modules.get("rxrisk.engines.spool")
         if not finished and spool is not None:  # spill folders of a store left open mid-way
             spool.remove_live_spills()
         if old_term is not None:

@@ -3,7 +3,7 @@
 :func:`read_source` turns any supported source into a :class:`pyarrow.Table`;
 :func:`conform_pharmacy` / :func:`conform_medical` check column presence and types and cast
 each column to the engine's working type, leaving per-row problems (unparseable dates,
-non-numeric quantities) as nulls for :mod:`rxrisk.validate` to put in their bucket.
+non-numeric quantities) as nulls for :mod:`rxrisk.ingest.validate` to put in their bucket.
 A column whose type cannot be cast at all is a usage error (:class:`InputError`).
 """
 
@@ -583,7 +583,7 @@ def as_date(src: Source, name: str, date_format: str | None = None) -> pa.Chunke
         return col.cast(pa.date32())
     if pa.types.is_integer(t) or _is_text(t):
         # decided on the distinct values (a book has a few thousand distinct dates)
-        from rxrisk.arrowutil import dict_codes, to_numpy
+        from rxrisk.io.arrow import dict_codes, to_numpy
 
         if pa.types.is_integer(t):
             codes, distinct = dict_codes(col)
@@ -651,7 +651,7 @@ def text_days(text: pa.Array, date_format: str | None = None) -> tuple[np.ndarra
     back in the format gives the text again (leading zeros and case aside), so the days a
     ``strptime`` rolls over (02/30 -> 03/02) are invalid.
     """
-    from rxrisk.arrowutil import to_bool, to_numpy
+    from rxrisk.io.arrow import to_bool, to_numpy
 
     n = len(text)
     days = np.zeros(n, np.int32)

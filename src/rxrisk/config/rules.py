@@ -19,9 +19,9 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from rxrisk.config.reference import EDITIONS
+from rxrisk.config.resources import data_path
 from rxrisk.errors import TOML_TOO_DEEP, InputError
-from rxrisk.reference import EDITIONS
-from rxrisk.resources import data_path
 
 
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -169,7 +169,7 @@ def _check(rules: RuleSet) -> None:
 
 
 def _metric_kinds(m: MetricsConfig) -> dict[str, str]:
-    from rxrisk.schema import metric_fields
+    from rxrisk.config.schema import metric_fields
 
     kinds = {}
     for f in metric_fields(m.windows, m.ed_lookback_days, m.dx_lookback_days):

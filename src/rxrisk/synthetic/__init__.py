@@ -61,7 +61,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rxrisk.runfiles import sweep_outputs, temp_name
+from rxrisk.io.runfiles import sweep_outputs, temp_name
 
 __all__ = [
     "BLOCK_MEMBERS",
@@ -2005,7 +2005,7 @@ def generate_book(
         with ``stage = "part 1/20 (members 1,000,000/20,000,000; 19,711,042 rows, 1,050,000
         rows/s)"`` (rows and rate of that part).
     reference : pyarrow.Table, optional
-        Drug reference; defaults to :func:`rxrisk.reference.load_reference`.
+        Drug reference; defaults to :func:`rxrisk.config.reference.load_reference`.
     part_members : int, optional
         Write ``pharmacy/part-00000.parquet``, ``part-00001.parquet``, ... and the same names in
         ``medical/``: part ``p`` holds members ``p*part_members + 1`` to
@@ -2068,7 +2068,7 @@ def generate_book(
             return tmp[kind] / f"part-{part:0{width}d}.parquet"
 
     if reference is None:
-        from rxrisk.reference import load_reference
+        from rxrisk.config.reference import load_reference
 
         reference = load_reference()
 

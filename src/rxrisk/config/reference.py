@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from rxrisk.config.resources import data_path
 from rxrisk.errors import InputError
-from rxrisk.resources import data_path
 
 __all__ = [
     "DRUG_CLASSES",

@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rxrisk.config.resources import data_path
 from rxrisk.errors import TOML_TOO_DEEP, InputError
-from rxrisk.resources import data_path
 
 #: The edits in the documented table order: the order of the bool columns and of ``edits``.
 EDIT_NAMES = (
@@ -303,7 +303,7 @@ def drug_keys(reference: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     long_acting : int8 array
         1 long-acting, 0 not, -1 null.
     """
-    from rxrisk.arrowutil import dict_codes, is_null, to_bool
+    from rxrisk.io.arrow import dict_codes, is_null, to_bool
 
     text = pc.utf8_lower(pc.utf8_trim_whitespace(reference.column("ingredient").cast(pa.string())))
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
@@ -360,8 +360,11 @@ def replay_edits(
     EditsResult
     """
     from rxrisk import __version__
-    from rxrisk.intake import audit_warnings
-    from rxrisk.pipeline import Clock, encode_used, ingest, load_config
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import load_config
+    from rxrisk.ingest.intake import audit_warnings
+    from rxrisk.ingest.select import ingest
+    from rxrisk.scoring.encode import encode_used
 
     clock = Clock(progress)
     cfg = load_config(reference=reference, rules=rules, codesets=codesets)
@@ -411,10 +414,10 @@ def run_edits_kernel(
     Returns the per-fill outputs (``evaluated``, ``cumulative``, ``prescribers``, ``excluded``,
     ``fired``) and ``work``, the kernel's count of elementary steps (O(n log n) per member).
     """
-    from rxrisk.codesets import CATEGORIES
+    from rxrisk.config.codesets import CATEGORIES
     from rxrisk.kernels.edits import SEQUENTIAL_MAX, replay_members_work
     from rxrisk.kernels.roles import BENZO, OPIOID
-    from rxrisk.pipeline import set_threads
+    from rxrisk.scoring.run import set_threads
 
     n_threads = set_threads(threads)
     n = len(claims.start)
@@ -464,10 +467,10 @@ def edits_table(
     claims, data, ref: pa.Table, ref_row: np.ndarray, out: dict
 ) -> tuple[pa.Table, dict]:
     """Assemble the claim table and the per-edit counts of the audit."""
-    from rxrisk.arrowutil import take_rows
-    from rxrisk.inputs import clean_text
+    from rxrisk.ingest.sources import clean_text
+    from rxrisk.io.arrow import take_rows
+    from rxrisk.io.outputs import reasons_array
     from rxrisk.kernels.edits import EDIT_BITS
-    from rxrisk.outputs import reasons_array
 
     sel = np.flatnonzero(out["evaluated"])
     n_members = len(claims.member_ids)

@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.arrowutil import (
+from rxrisk.ingest.sources import MedicalColumns, PharmacyColumns, trim
+from rxrisk.io.arrow import (
     dict_codes,
     is_null,
     sort_uint64,
@@ -21,7 +22,6 @@ from rxrisk.arrowutil import (
     to_bool,
     to_numpy,
 )
-from rxrisk.inputs import MedicalColumns, PharmacyColumns, trim
 
 PHARMACY_BUCKETS = ("rejected", "reversal", "reversed", "duplicate", "untracked", "used")
 PHARMACY_REASONS = ("member_id", "fill_date", "ndc", "claim_status", "quantity", "days_supply")
@@ -245,7 +245,7 @@ class PharmacyChecks:
 def _mme_not_finite(cols: PharmacyColumns, ref_row: np.ndarray, rows: np.ndarray, drugs):
     """Of the given paid opioid rows, those whose daily MME (with the uncapped days of supply,
     as the encoder computes it) is not finite."""
-    from rxrisk.encode import supply_days
+    from rxrisk.scoring.encode import supply_days
 
     r = ref_row[rows]
     q = to_numpy(take_rows(cols.quantity, rows), np.float64, np.nan)
@@ -268,7 +268,7 @@ def check_pharmacy(cols: PharmacyColumns, drugs, *, max_days_supply: int) -> Pha
     Parameters
     ----------
     cols : PharmacyColumns
-    drugs : rxrisk.encode.DrugTable
+    drugs : rxrisk.scoring.encode.DrugTable
         The reference's NDCs and, for the MME check, roles, strengths, factors and days
         per unit.
     max_days_supply : int

@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.arrowutil import to_bool
+from rxrisk.config.resources import data_path
 from rxrisk.errors import TOML_TOO_DEEP, InputError
-from rxrisk.resources import data_path
+from rxrisk.io.arrow import to_bool
 
 #: Categories the engine's metrics read, in bit order. A code-set file must define them all.
 CATEGORIES = (

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.arrowutil import date_days, dict_codes, null_mask, sort_uint64, string_chunks, to_numpy
 from rxrisk.errors import InputError
+from rxrisk.io.arrow import date_days, dict_codes, null_mask, sort_uint64, string_chunks, to_numpy
 from rxrisk.kernels import roles
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rxrisk.ingest.select import Ingested
 from rxrisk.kernels.fills import MAX_COVERED_DAYS
 
 _ROLE_OF_CLASS = {
@@ -497,3 +501,17 @@ def encode(
         med_day=med_day,
         med_mask=med_mask,
     )
+
+
+def encode_selected(selected: dict, reference: pa.Table):
+    """Encode the rows of :func:`select_used` into sorted :class:`rxrisk.scoring.encode.Claims`."""
+    from rxrisk.scoring.encode import DrugTable, encode
+
+    return encode(drugs=DrugTable.from_reference(reference), **selected)
+
+
+def encode_used(data: Ingested, *, all_members: bool = False):
+    """Encode the used rows of both inputs into sorted :class:`rxrisk.scoring.encode.Claims`."""
+    from rxrisk.ingest.select import select_used
+
+    return encode_selected(select_used(data, all_members=all_members), data.reference)
