@@ -6,7 +6,6 @@ source -> inputs (Arrow, schema) -> validate (buckets) -> encode (Claims) -> ker
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,9 +13,8 @@ import pyarrow as pa
 
 from rxrisk import __version__
 from rxrisk.config.settings import parse_as_of
+from rxrisk.days import date_of
 from rxrisk.scoring.run import score_claims
-
-_EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass
@@ -161,7 +159,7 @@ def score(
         **blocks,
         "members_scored": n_scored,
         "rows_out": int(members.num_rows),
-        "as_of": [str(_EPOCH + dt.timedelta(days=int(d))) for d in days],
+        "as_of": [str(date_of(d)) for d in days],
         "seconds": clock.seconds,
         "version": __version__,
         "config_digest": cfg.digest(),

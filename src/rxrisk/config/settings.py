@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from rxrisk.days import date_of, day_of
 from rxrisk.errors import InputError, shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from rxrisk.config.codesets import CodeSets
     from rxrisk.config.rules import RuleSet
-
-_EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ def parse_as_of(as_of) -> np.ndarray:
             if np.isnat(item):
                 raise InputError("as_of value NaT is not a date; give a date, e.g. '2025-12-31'")
             item = (item.astype("datetime64[D]") - np.datetime64(0, "D")).astype(np.int64)
-            item = _EPOCH + dt.timedelta(days=int(item))
+            item = date_of(item)
         if isinstance(item, dt.datetime):
             item = item.date()
         if isinstance(item, str):
@@ -164,5 +163,5 @@ def parse_as_of(as_of) -> np.ndarray:
                 f"as_of value {shown(item)} ({type(item).__name__}) is not a date; write it as "
                 "YYYY-MM-DD"
             )
-        days.append((item - _EPOCH).days)
+        days.append(day_of(item))
     return np.unique(np.array(days, np.int32))
