@@ -179,7 +179,8 @@ def _kernel_seconds(ph: Path, md: Path, threads, repeat: int) -> float:
     """Best time of the replay kernel alone over the encoded claims of the book."""
     from rxrisk.clock import Clock
     from rxrisk.config.settings import load_config
-    from rxrisk.edits.replay import drug_keys, load_edits, run_edits_kernel
+    from rxrisk.edits import drug_keys, load_edits
+    from rxrisk.edits.run import run_edits_kernel
     from rxrisk.ingest.select import ingest
     from rxrisk.scoring.encode import encode_used
 

@@ -1,4 +1,4 @@
-"""The Spark engine (rxrisk.engines.spark, local master) against the in-process engine on one book.
+"""The Spark engine (rxrisk.spark, local master) against the in-process engine on one book.
 
     python bench/bench_spark.py --members 1000000 --master local[2]
 
@@ -6,7 +6,7 @@ Prints JSON figures measured in this one process on this machine:
 - in-process ``rxrisk.score`` end to end (read, validate, encode, kernels, rules, output),
   best of ``--repeat``, with all cores;
 - Spark: session start-up, a warm-up run on a tiny book (Python workers start and load the
-  numba cache), then ``rxrisk.engines.spark.score`` on the book (read with ``read_pharmacy`` /
+  numba cache), then ``rxrisk.spark.score`` on the book (read with ``read_pharmacy`` /
   ``read_medical``, both stages, audit) and the collect of the member table to Arrow;
 - ``overhead_ratio``: Spark seconds (score + collect) over in-process seconds; and whether
   the two member tables and audits are equal (they must be).
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     import pyarrow.parquet as pq
 
     import rxrisk
-    from rxrisk.engines import spark as rxspark
+    from rxrisk import spark as rxspark
 
     book = args.book or Path(tempfile.gettempdir()) / f"rxrisk-book-{args.members}-{args.seed}"
     ensure_book(book, args.members, args.seed)

@@ -55,54 +55,36 @@ PEER_COLUMNS = [
 def used_fills(pharmacy, medical=None, *, max_days_supply: int | None = None) -> pa.Table:
     """The engine's validated used pharmacy rows as one Arrow table (input order).
 
-    Columns: member_id, fill_date (date32), end_date (fill_date + covered days - 1), drug_class,
-    daily_mme, prescriber_id, pharmacy_id. Built with :func:`rxrisk.ingest.select.ingest` and the
-    encode helpers (:func:`rxrisk.scoring.encode.covered_days`, :func:`rxrisk.scoring.encode.daily_mme`).
+    Columns: member_id, fill_date (date32), end_date (the last covered day), drug_class,
+    daily_mme, prescriber_id, pharmacy_id. Built with :func:`rxrisk.ingest.select.ingest`,
+    :func:`rxrisk.ingest.select.select_used` and the engine's encoder
+    (:func:`rxrisk.scoring.encode.encode_selected`, the body of ``encode_used``), so the
+    covered days and daily MME are the engine's own.
     """
     from rxrisk.clock import Clock
     from rxrisk.config.settings import load_config
-    from rxrisk.ingest import sources as inputs
-    from rxrisk.ingest import validate
-    from rxrisk.ingest.select import ingest
-    from rxrisk.io.arrow import date_days, keep_rows, to_numpy
-    from rxrisk.scoring.encode import DrugTable, covered_days, daily_mme
+    from rxrisk.ingest.select import ingest, select_used
+    from rxrisk.scoring.encode import encode_selected
 
-    cfg = load_config()
-    ref = cfg.reference
-    data = ingest(pharmacy, medical, cfg, clock=Clock(), max_days_supply=max_days_supply)
-    ph, rows = data.pharmacy, data.pharmacy_rows
-    is_used = rows.bucket == validate.PHARMACY_BUCKETS.index("used")
-    kept = keep_rows(
-        {
-            "member_id": ph.member_id,
-            "fill_date": ph.fill_date,
-            "quantity": ph.quantity,
-            "days_supply": ph.days_supply,
-            "prescriber_id": ph.prescriber_id,
-            "pharmacy_id": ph.pharmacy_id,
-        },
-        is_used,
-    )
-    ref_index = rows.ref_index[np.flatnonzero(is_used)]
-    drugs = DrugTable.from_reference(ref)
-    qty = to_numpy(kept["quantity"], np.float64, np.nan)
-    ds = covered_days(
-        to_numpy(kept["days_supply"], np.int64, 0), qty, drugs.days_per_unit[ref_index]
-    )
-    mme = daily_mme(
-        drugs.role[ref_index], drugs.strength[ref_index], qty, ds, drugs.factor[ref_index]
-    )
-    start = date_days(kept["fill_date"]).astype(np.int64)
-    drug_class = ref.column("drug_class").combine_chunks().take(pa.array(ref_index))
+    data = ingest(pharmacy, medical, load_config(), clock=Clock(), max_days_supply=max_days_supply)
+    selected = select_used(data)
+    fills = selected.fills  # the used rows in input order, ids trimmed
+    claims = encode_selected(selected, data.reference)
+    # the claims are in member order: put each one back at its input row's place
+    at = np.searchsorted(fills.column("row").to_numpy(), claims.row)
+    end = np.empty(len(at), np.int32)
+    mme = np.empty(len(at), np.float64)
+    end[at], mme[at] = claims.end, claims.mme
+    ref_index = pa.array(fills.column("ref_index").to_numpy())
     return pa.table(
         {
-            "member_id": inputs.clean_text(kept["member_id"]),
-            "fill_date": pa.array(start.astype(np.int32), pa.date32()),
-            "end_date": pa.array((start + ds - 1).astype(np.int32), pa.date32()),
-            "drug_class": drug_class,
+            "member_id": fills.column("member_id"),
+            "fill_date": fills.column("fill_date").cast(pa.date32()),
+            "end_date": pa.array(end, pa.int32()).cast(pa.date32()),
+            "drug_class": data.reference.column("drug_class").combine_chunks().take(ref_index),
             "daily_mme": pa.array(mme, pa.float64()),
-            "prescriber_id": inputs.clean_text(kept["prescriber_id"]),
-            "pharmacy_id": inputs.clean_text(kept["pharmacy_id"]),
+            "prescriber_id": fills.column("prescriber_id"),
+            "pharmacy_id": fills.column("pharmacy_id"),
         }
     )
 

@@ -29,7 +29,7 @@ from rxrisk.clock import Clock
 from rxrisk.config.rules import evaluate_flags
 from rxrisk.config.settings import load_config, parse_as_of
 from rxrisk.ingest.select import ingest
-from rxrisk.io.outputs import metric_columns
+from rxrisk.scoring.columns import metric_columns
 from rxrisk.scoring.encode import encode_used
 from rxrisk.scoring.run import run_kernels
 from rxrisk.synthetic import generate_book
@@ -62,15 +62,15 @@ class Stages:
         self.days = parse_as_of(AS_OF)
         self.data = self.ingest()
         self.claims = encode_used(self.data)
-        self.raw, self.present = run_kernels(self.claims, self.days, self.metrics, None)
+        self.outputs = run_kernels(self.claims, self.days, self.metrics, None)
 
     def ingest(self):
         return ingest(self.pharmacy, self.medical, self.config, clock=Clock())
 
     def rules(self):
         k = len(self.days)
-        rows = np.flatnonzero(self.present)
-        cols, nulls = metric_columns(self.metrics, rows, self.days[rows % k], self.raw)
+        rows = np.flatnonzero(self.outputs.present)
+        cols, nulls = metric_columns(self.metrics, rows, self.days[rows % k], self.outputs)
         return evaluate_flags(self.ruleset, cols, nulls)
 
     def score(self):
@@ -96,13 +96,13 @@ def test_encode(benchmark, stages):
 
 
 def test_kernels(benchmark, stages):
-    raw, present = benchmark.pedantic(
+    outputs = benchmark.pedantic(
         run_kernels,
         args=(stages.claims, stages.days, stages.metrics, None),
         rounds=5,
         iterations=1,
     )
-    assert present.sum() == stages.present.sum()
+    assert outputs.present.sum() == stages.outputs.present.sum()
     if benchmark.stats is not None:  # None under --benchmark-disable
         benchmark.extra_info["members_per_s"] = round(stages.members / benchmark.stats.stats.min)
 

@@ -1,12 +1,8 @@
 """Fill counts and distinct prescribers / pharmacies per window."""
 
 from rxrisk.kernels._jit import ngjit
+from rxrisk.kernels.layout import W_BENZO_FILLS, W_OPIOID_FILLS, W_PHARMACIES, W_PRESCRIBERS
 from rxrisk.kernels.roles import BENZO, MAT, NALOXONE, OPIOID
-
-C_OPIOID_FILLS = 0
-C_PRESCRIBERS = 1
-C_PHARMACIES = 2
-C_BENZO_FILLS = 5
 
 
 @ngjit
@@ -49,10 +45,10 @@ def fill_counts(
     k = 0
     while k < nw:
         while k < nw and (j < i0 or start[j] < a - windows[k] + 1):
-            counts[k, C_OPIOID_FILLS] = op_fills
-            counts[k, C_PRESCRIBERS] = n_presc
-            counts[k, C_PHARMACIES] = n_pharm
-            counts[k, C_BENZO_FILLS] = bz_fills
+            counts[k, W_OPIOID_FILLS] = op_fills
+            counts[k, W_PRESCRIBERS] = n_presc
+            counts[k, W_PHARMACIES] = n_pharm
+            counts[k, W_BENZO_FILLS] = bz_fills
             k += 1
         if k == nw:
             break

@@ -13,29 +13,25 @@ at most :data:`SEQUENTIAL_MAX` active opioid claims, by summing them in fill ord
 per member is O(n log n) whatever the overlap. The naive check tracks the latest last-covered
 day of the opioid claims filled on earlier days; the exclusion check walks the member's medical
 rows forward once.
+
+The contract (the containers ``EditClaims``, ``EditParams``, ``EditOutputs``, the ``fired``
+bits and :data:`SEQUENTIAL_MAX`) is ``kernels/edits_containers.py``.
 """
 
 import numpy as np
 from numba import prange
 
 from rxrisk.kernels._jit import ngjit
+from rxrisk.kernels.edits_containers import (
+    E_CARE_COORDINATION,
+    E_DUPLICATE_LA,
+    E_HARD_LIMIT,
+    E_NAIVE_DAYS,
+    E_OPIOID_BENZO,
+)
 from rxrisk.kernels.roles import BENZO, OPIOID
 
-#: Bit of each edit in the ``fired`` output, in the documented table order.
-E_CARE_COORDINATION = 1
-E_HARD_LIMIT = 2
-E_NAIVE_DAYS = 4
-E_OPIOID_BENZO = 8
-E_DUPLICATE_LA = 16
-EDIT_BITS = (E_CARE_COORDINATION, E_HARD_LIMIT, E_NAIVE_DAYS, E_OPIOID_BENZO, E_DUPLICATE_LA)
-
 NO_DAY = -(2**31)
-
-#: Up to this many active opioid claims, ``cumulative_mme`` is summed in evaluation order (the
-#: claim's MME, then each active opioid claim's, oldest first): the historical definition.
-#: Above it, it is the exact sum of the same terms rounded once to the nearest float64, kept
-#: incrementally, so that a member with very many overlapping claims costs O(log n) per claim.
-SEQUENTIAL_MAX = 32
 
 #: Room for the exact-sum partials: nonoverlapping nonzero float64s occupy distinct bit
 #: positions, of which float64 has 2098 (2**-1074 .. 2**1023).
@@ -188,250 +184,192 @@ def _sum_in_order(heap, size, mme, i0, first, order):
 
 
 @ngjit(parallel=True)
-def replay_members_work(
-    fill_offsets,
-    start,
-    end,
-    role,
-    mme,
-    prescriber,
-    ingredient,
-    long_acting,
-    med_offsets,
-    med_day,
-    med_mask,
-    exclusion_bits,
-    dx_days,
-    care_floor,
-    care_min_prescribers,
-    hard_floor,
-    naive_lookback,
-    naive_max_days,
-    n_prescribers,
-    n_ingredients,
-    sequential_max,
-    n_chunks,
-    cumulative,
-    active_prescribers,
-    excluded,
-    fired,
-    work,
-):
+def replay_members(claims, params, outputs):
     """Evaluate every opioid and benzodiazepine claim against the claims adjudicated before it.
 
     Parameters
     ----------
-    fill_offsets, med_offsets : intp arrays (n_members + 1)
-        Member segments of the fill arrays and of the medical arrays.
-    start, end, role, mme, prescriber : arrays (n_fills)
-        Fills sorted by (member, fill day, input row): first and last covered day (the patch
-        rewrite applied; ``end >= start``), role bits, daily MME (finite; 0 unless opioid),
-        prescriber code (-1 null).
-    ingredient : int32 array (n_fills)
-        Dense code (``0 .. n_ingredients - 1``) of the trimmed, lower-cased ingredient; -1 null.
-    long_acting : int8 array (n_fills)
-        1 long-acting, 0 not, -1 null.
-    med_day, med_mask : arrays (n_medical)
-        Classified medical rows sorted by member then day, with category bits.
-    exclusion_bits : int
-        Category bits that exclude (cancer, sickle cell, hospice/palliative).
-    dx_days : int
-        ``D``: an exclusion code in ``f-D+1 .. f`` excludes the claim filled on ``f``.
-    care_floor, hard_floor : float
-        MME thresholds of the care-coordination and hard-limit edits, minus the tolerance.
-    care_min_prescribers : int
-        Distinct active opioid prescribers the care-coordination edit needs.
-    naive_lookback : int
-        ``L`` (>= 1): naive when no prior opioid claim covers a day in ``f-L .. f-1``.
-    naive_max_days : int
-        The naive edit fires when the claim covers more days than this.
-    n_prescribers, n_ingredients : int
-        Sizes of the prescriber and ingredient code spaces (count scratch).
-    sequential_max : int
-        With at most this many active opioid claims the cumulative MME is summed in fill
-        order; above, it is the exact sum rounded once (:data:`SEQUENTIAL_MAX`).
-    n_chunks : int
-        Number of member chunks (a few per thread, passed in by the caller).
-    cumulative : float64 (n_fills) output: claim MME plus the active opioid claims' MME.
-    active_prescribers : int32 (n_fills) output: distinct active opioid prescribers (and c's).
-    excluded : bool (n_fills) output: excluded at fill.
-    fired : uint8 (n_fills) output: OR of the ``E_*`` bits of the edits that fire.
-    work : int64 (n_chunks) output: elementary steps per chunk (heap sifts, summed terms,
-        partials touched), for complexity tests.
+    claims : EditClaims
+        The fills and medical rows, sorted, with their member offsets.
+    params : EditParams
+        Thresholds, lookbacks and code-space sizes.
+    outputs : EditOutputs
+        Zeroed outputs; ``outputs.work`` has one slot per chunk of members, and its length is
+        the number of chunks (a few per thread, chosen by the caller).
 
-    Only the opioid and benzodiazepine fills (the evaluated claims) are written.
+    Returns
+    -------
+    None
+        The outputs are written in place: for each evaluated fill ``evaluated``,
+        ``cumulative``, ``active_prescribers``, ``excluded`` and ``fired``; per chunk ``work``.
+
+    Notes
+    -----
+    The parallel body only splits the members into chunks; :func:`_replay_chunk` (not parallel)
+    does the work, which keeps the parfor small and quick to compile.
     """
-    n_members = fill_offsets.shape[0] - 1
+    work = outputs.work
+    n_chunks = work.shape[0]
+    n_members = claims.fill_offsets.shape[0] - 1
     per_chunk = (n_members + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         m0 = c * per_chunk
         m1 = min(n_members, m0 + per_chunk)
-        if m0 >= m1:
-            continue
-        steps = 0
-        opioids = np.empty(_FIRST_CAPACITY, np.int64)  # min-heaps of the active claims
-        benzos = np.empty(_FIRST_CAPACITY, np.int64)
-        n_by_prescriber = np.zeros(max(n_prescribers, 1), np.int64)
-        la_by_ingredient = np.zeros(max(n_ingredients, 1), np.int64)
-        partials = np.empty(PARTIALS_SIZE, np.float64)
-        scratch = np.empty(PARTIALS_SIZE, np.float64)
-        order = np.empty(max(1, min(sequential_max, 4096)), np.int64)
-        for m in range(m0, m1):
-            i0 = fill_offsets[m]
-            i1 = fill_offsets[m + 1]
-            j = med_offsets[m]
-            j1 = med_offsets[m + 1]
-            n_opioids = 0  # active opioid claims (the opioid heap's size)
-            n_benzos = 0
-            n_distinct = 0  # prescribers with an active opioid claim
-            n_la = 0  # active long-acting opioid claims with an ingredient
-            n_partials = 0  # exact sum of the active opioid claims' MME; -1 after overflow
-            last_exclusion = NO_DAY
-            opioid_end_all = NO_DAY  # latest end of the opioid claims seen so far
-            opioid_end_before = NO_DAY  # ... of those filled before the current day
-            day = NO_DAY
-            for i in range(i0, i1):
-                f = np.int64(start[i])
-                if f != day:
-                    day = f
-                    opioid_end_before = opioid_end_all
-                    while n_opioids > 0 and _ends_before(opioids[0], f):
-                        a = i0 + (opioids[0] & _LOW)
-                        steps += 1 + _heap_pop(opioids, n_opioids)
-                        n_opioids -= 1
-                        p = prescriber[a]
-                        if p >= 0:
-                            n_by_prescriber[p] -= 1
-                            if n_by_prescriber[p] == 0:
-                                n_distinct -= 1
-                        if long_acting[a] == 1 and ingredient[a] >= 0:
-                            n_la -= 1
-                            la_by_ingredient[ingredient[a]] -= 1
-                        if n_partials >= 0 and mme[a] != 0.0:
-                            steps += 1 + n_partials
-                            n_partials = _partials_add(partials, n_partials, -mme[a])
-                    while n_benzos > 0 and _ends_before(benzos[0], f):
-                        steps += 1 + _heap_pop(benzos, n_benzos)
-                        n_benzos -= 1
-                    while j < j1 and med_day[j] <= f:
-                        if med_mask[j] & exclusion_bits:
-                            last_exclusion = med_day[j]
-                        j += 1
-                r = role[i]
-                is_opioid = (r & OPIOID) != 0
-                is_benzo = (r & BENZO) != 0
-                if not (is_opioid or is_benzo):
-                    continue
+        if m0 < m1:
+            work[c] = _replay_chunk(claims, params, outputs, m0, m1)
 
-                if n_opioids <= sequential_max or n_partials < 0:
-                    total, k = _sum_in_order(opioids, n_opioids, mme, i0, mme[i], order)
-                    steps += 1 + k
-                else:
-                    scratch[:n_partials] = partials[:n_partials]
-                    n = _partials_add(scratch, n_partials, mme[i])
-                    steps += 2 + 2 * n_partials
-                    total = _partials_round(scratch, n) if n >= 0 else np.inf
-                    if not np.isfinite(total):  # overflow: the sum in fill order says what
-                        total, k = _sum_in_order(opioids, n_opioids, mme, i0, mme[i], order)
-                        steps += k
-                n_presc = n_distinct
-                if is_opioid and prescriber[i] >= 0 and n_by_prescriber[prescriber[i]] == 0:
-                    n_presc += 1
-                la_claim = is_opioid and long_acting[i] == 1 and ingredient[i] >= 0
-                duplicate = la_claim and n_la - la_by_ingredient[ingredient[i]] > 0
 
-                excl = last_exclusion != NO_DAY and last_exclusion >= f - dx_days + 1
-                bits = 0
-                if is_opioid and not excl:
-                    if total >= care_floor and n_presc >= care_min_prescribers:
-                        bits |= E_CARE_COORDINATION
-                    if total >= hard_floor:
-                        bits |= E_HARD_LIMIT
-                    if (
-                        opioid_end_before < f - naive_lookback
-                        and end[i] - start[i] + 1 > naive_max_days
-                    ):
-                        bits |= E_NAIVE_DAYS
-                if (is_opioid and n_benzos > 0) or (is_benzo and n_opioids > 0):
-                    bits |= E_OPIOID_BENZO
-                if duplicate:
-                    bits |= E_DUPLICATE_LA
-                cumulative[i] = total
-                active_prescribers[i] = n_presc
-                excluded[i] = excl
-                fired[i] = bits
+@ngjit
+def _replay_chunk(claims, params, outputs, m0, m1):
+    """Replay members ``m0 .. m1 - 1`` with their own scratch; return the steps taken."""
+    fill_offsets = claims.fill_offsets
+    start = claims.start
+    end = claims.end
+    role = claims.role
+    mme = claims.mme
+    prescriber = claims.prescriber
+    ingredient = claims.ingredient
+    long_acting = claims.long_acting
+    med_offsets = claims.med_offsets
+    med_day = claims.med_day
+    med_mask = claims.med_mask
+    exclusion_bits = params.exclusion_bits
+    dx_days = params.dx_days
+    care_floor = params.care_floor
+    care_min_prescribers = params.care_min_prescribers
+    hard_floor = params.hard_floor
+    naive_lookback = params.naive_lookback
+    naive_max_days = params.naive_max_days
+    sequential_max = params.sequential_max
+    evaluated = outputs.evaluated
+    cumulative = outputs.cumulative
+    active_prescribers = outputs.active_prescribers
+    excluded = outputs.excluded
+    fired = outputs.fired
 
-                if is_opioid:
-                    if n_opioids == opioids.shape[0]:
-                        opioids = _grown(opioids, n_opioids)
-                    steps += 1 + _heap_push(opioids, n_opioids, _entry(end[i], i - i0))
-                    n_opioids += 1
-                    p = prescriber[i]
+    steps = 0
+    opioids = np.empty(_FIRST_CAPACITY, np.int64)  # min-heaps of the active claims
+    benzos = np.empty(_FIRST_CAPACITY, np.int64)
+    n_by_prescriber = np.zeros(max(params.n_prescribers, 1), np.int64)
+    la_by_ingredient = np.zeros(max(params.n_ingredients, 1), np.int64)
+    partials = np.empty(PARTIALS_SIZE, np.float64)
+    scratch = np.empty(PARTIALS_SIZE, np.float64)
+    order = np.empty(max(1, min(sequential_max, 4096)), np.int64)
+    for m in range(m0, m1):
+        i0 = fill_offsets[m]
+        i1 = fill_offsets[m + 1]
+        j = med_offsets[m]
+        j1 = med_offsets[m + 1]
+        n_opioids = 0  # active opioid claims (the opioid heap's size)
+        n_benzos = 0
+        n_distinct = 0  # prescribers with an active opioid claim
+        n_la = 0  # active long-acting opioid claims with an ingredient
+        n_partials = 0  # exact sum of the active opioid claims' MME; -1 after overflow
+        last_exclusion = NO_DAY
+        opioid_end_all = NO_DAY  # latest end of the opioid claims seen so far
+        opioid_end_before = NO_DAY  # ... of those filled before the current day
+        day = NO_DAY
+        for i in range(i0, i1):
+            f = np.int64(start[i])
+            if f != day:
+                day = f
+                opioid_end_before = opioid_end_all
+                while n_opioids > 0 and _ends_before(opioids[0], f):
+                    a = i0 + (opioids[0] & _LOW)
+                    steps += 1 + _heap_pop(opioids, n_opioids)
+                    n_opioids -= 1
+                    p = prescriber[a]
                     if p >= 0:
+                        n_by_prescriber[p] -= 1
                         if n_by_prescriber[p] == 0:
-                            n_distinct += 1
-                        n_by_prescriber[p] += 1
-                    if la_claim:
-                        n_la += 1
-                        la_by_ingredient[ingredient[i]] += 1
-                    if n_partials >= 0 and mme[i] != 0.0:
+                            n_distinct -= 1
+                    if long_acting[a] == 1 and ingredient[a] >= 0:
+                        n_la -= 1
+                        la_by_ingredient[ingredient[a]] -= 1
+                    if n_partials >= 0 and mme[a] != 0.0:
                         steps += 1 + n_partials
-                        n_partials = _partials_add(partials, n_partials, mme[i])
-                    if end[i] > opioid_end_all:
-                        opioid_end_all = end[i]
-                if is_benzo:
-                    if n_benzos == benzos.shape[0]:
-                        benzos = _grown(benzos, n_benzos)
-                    steps += 1 + _heap_push(benzos, n_benzos, _entry(end[i], i - i0))
-                    n_benzos += 1
-            # the member's claims still active: give back their prescriber and ingredient counts
-            steps += n_opioids
-            for q in range(n_opioids):
-                a = i0 + (opioids[q] & _LOW)
-                if prescriber[a] >= 0:
-                    n_by_prescriber[prescriber[a]] -= 1
-                if long_acting[a] == 1 and ingredient[a] >= 0:
-                    la_by_ingredient[ingredient[a]] -= 1
-        work[c] = steps
+                        n_partials = _partials_add(partials, n_partials, -mme[a])
+                while n_benzos > 0 and _ends_before(benzos[0], f):
+                    steps += 1 + _heap_pop(benzos, n_benzos)
+                    n_benzos -= 1
+                while j < j1 and med_day[j] <= f:
+                    if med_mask[j] & exclusion_bits:
+                        last_exclusion = med_day[j]
+                    j += 1
+            r = role[i]
+            is_opioid = (r & OPIOID) != 0
+            is_benzo = (r & BENZO) != 0
+            if not (is_opioid or is_benzo):
+                continue
 
+            if n_opioids <= sequential_max or n_partials < 0:
+                total, k = _sum_in_order(opioids, n_opioids, mme, i0, mme[i], order)
+                steps += 1 + k
+            else:
+                scratch[:n_partials] = partials[:n_partials]
+                n = _partials_add(scratch, n_partials, mme[i])
+                steps += 2 + 2 * n_partials
+                total = _partials_round(scratch, n) if n >= 0 else np.inf
+                if not np.isfinite(total):  # overflow: the sum in fill order says what
+                    total, k = _sum_in_order(opioids, n_opioids, mme, i0, mme[i], order)
+                    steps += k
+            n_presc = n_distinct
+            if is_opioid and prescriber[i] >= 0 and n_by_prescriber[prescriber[i]] == 0:
+                n_presc += 1
+            la_claim = is_opioid and long_acting[i] == 1 and ingredient[i] >= 0
+            duplicate = la_claim and n_la - la_by_ingredient[ingredient[i]] > 0
 
-def replay_members(
-    fill_offsets,
-    start,
-    end,
-    role,
-    mme,
-    prescriber,
-    ingredient,
-    long_acting,
-    med_offsets,
-    med_day,
-    med_mask,
-    exclusion_bits,
-    dx_days,
-    care_floor,
-    care_min_prescribers,
-    hard_floor,
-    naive_lookback,
-    naive_max_days,
-    n_prescribers,
-    max_fills,
-    n_chunks,
-    cumulative,
-    active_prescribers,
-    excluded,
-    fired,
-):
-    """:func:`replay_members_work` with :data:`SEQUENTIAL_MAX` and the ingredient code space
-    taken from ``ingredient``; returns the total work. ``max_fills`` (largest number of fills
-    of one member) is accepted for compatibility and not needed: the heaps grow as needed."""
-    n_ingredients = int(ingredient.max()) + 1 if ingredient.shape[0] else 0
-    work = np.zeros(max(int(n_chunks), 1), np.int64)
-    replay_members_work(
-        fill_offsets, start, end, role, mme, prescriber, ingredient, long_acting,
-        med_offsets, med_day, med_mask, exclusion_bits, dx_days, care_floor,
-        care_min_prescribers, hard_floor, naive_lookback, naive_max_days, n_prescribers,
-        max(n_ingredients, 0), SEQUENTIAL_MAX, n_chunks, cumulative, active_prescribers,
-        excluded, fired, work,
-    )  # fmt: skip
-    return int(work.sum())
+            excl = last_exclusion != NO_DAY and last_exclusion >= f - dx_days + 1
+            bits = 0
+            if is_opioid and not excl:
+                if total >= care_floor and n_presc >= care_min_prescribers:
+                    bits |= E_CARE_COORDINATION
+                if total >= hard_floor:
+                    bits |= E_HARD_LIMIT
+                if (
+                    opioid_end_before < f - naive_lookback
+                    and end[i] - start[i] + 1 > naive_max_days
+                ):
+                    bits |= E_NAIVE_DAYS
+            if (is_opioid and n_benzos > 0) or (is_benzo and n_opioids > 0):
+                bits |= E_OPIOID_BENZO
+            if duplicate:
+                bits |= E_DUPLICATE_LA
+            evaluated[i] = True
+            cumulative[i] = total
+            active_prescribers[i] = n_presc
+            excluded[i] = excl
+            fired[i] = bits
+
+            if is_opioid:
+                if n_opioids == opioids.shape[0]:
+                    opioids = _grown(opioids, n_opioids)
+                steps += 1 + _heap_push(opioids, n_opioids, _entry(end[i], i - i0))
+                n_opioids += 1
+                p = prescriber[i]
+                if p >= 0:
+                    if n_by_prescriber[p] == 0:
+                        n_distinct += 1
+                    n_by_prescriber[p] += 1
+                if la_claim:
+                    n_la += 1
+                    la_by_ingredient[ingredient[i]] += 1
+                if n_partials >= 0 and mme[i] != 0.0:
+                    steps += 1 + n_partials
+                    n_partials = _partials_add(partials, n_partials, mme[i])
+                if end[i] > opioid_end_all:
+                    opioid_end_all = end[i]
+            if is_benzo:
+                if n_benzos == benzos.shape[0]:
+                    benzos = _grown(benzos, n_benzos)
+                steps += 1 + _heap_push(benzos, n_benzos, _entry(end[i], i - i0))
+                n_benzos += 1
+        # the member's claims still active: give back their prescriber and ingredient counts
+        steps += n_opioids
+        for q in range(n_opioids):
+            a = i0 + (opioids[q] & _LOW)
+            if prescriber[a] >= 0:
+                n_by_prescriber[prescriber[a]] -= 1
+            if long_acting[a] == 1 and ingredient[a] >= 0:
+                la_by_ingredient[ingredient[a]] -= 1
+    return steps

@@ -1,8 +1,7 @@
 """Medical lookbacks over category bitmasks."""
 
 from rxrisk.kernels._jit import ngjit
-
-NO_DATE = -(2**31)
+from rxrisk.kernels.layout import NO_DATE
 
 
 @ngjit

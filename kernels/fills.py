@@ -1,5 +1,5 @@
-"""Per-fill arithmetic: covered days and daily MME of one fill, with the same float
-operations as the vectorised ``rxrisk.scoring.encode.covered_days`` and ``daily_mme``."""
+"""Per-fill arithmetic: covered days and daily MME of one fill (the encoder's only copy of
+it; ``tests/naive.py`` reads the same rules in plain Python, and the tests compare the two)."""
 
 import math
 
@@ -20,7 +20,8 @@ LAST_DAY = 2**31 - 1
 def supply_days(days_supply, quantity, days_per_unit):
     """The days of supply as a float: days_supply, or max(1, round_half_up(quantity x
     days_per_unit)) when days_per_unit is set (patches); may be huge or infinite for absurd
-    quantities. The same float operations as ``rxrisk.scoring.encode.supply_days``."""
+    quantities. The same float operations as ``rxrisk.ingest.drugs.supply_days`` (the
+    vectorised form validation uses)."""
     if days_per_unit != days_per_unit:  # NaN: not a patch
         return np.float64(days_supply)
     # Python floats under NUMBA_DISABLE_JIT: an overflow is inf, not a numpy warning
@@ -40,8 +41,7 @@ def covered_of(ds):
 
 @ngjit
 def covered(days_supply, quantity, days_per_unit):
-    """Covered days: ``supply_days`` capped at ``MAX_COVERED_DAYS`` (the same operations as
-    ``rxrisk.scoring.encode.covered_days``)."""
+    """Covered days: ``supply_days`` capped at ``MAX_COVERED_DAYS``."""
     return covered_of(supply_days(days_supply, quantity, days_per_unit))
 
 
@@ -56,9 +56,8 @@ def last_day(start, covered_days):
 
 @ngjit
 def daily(role, strength, quantity, ds, factor):
-    """strength x quantity / ds x factor for opioid fills when finite; 0 otherwise (the same
-    float operations as ``rxrisk.scoring.encode.daily_mme``). ``ds`` is the uncapped days of supply
-    (``supply_days``)."""
+    """strength x quantity / ds x factor for opioid fills when finite; 0 otherwise. ``ds`` is
+    the uncapped days of supply (``supply_days``)."""
     if not (role & OPIOID) or ds == 0:
         return 0.0
     value = float(strength) * float(quantity) / float(ds) * float(factor)

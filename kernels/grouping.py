@@ -163,7 +163,8 @@ def _local_members(fill_keys, med_keys, extra_keys, ranges, layout, total_bits):
     table = np.full(size, -1, np.int32)
     distinct = np.empty((max(n_rec, 1), 3), np.uint64)
     code = np.empty(n_rec, np.int32)
-    nd, q = _add_keys(fill_keys, ranges[0, 0], ranges[0, 1], table, mask, distinct, 0, code, 0)
+    nd = q = np.intp(0)  # not literal zeros: one compile of _add_keys
+    nd, q = _add_keys(fill_keys, ranges[0, 0], ranges[0, 1], table, mask, distinct, nd, code, q)
     nd, q = _add_keys(med_keys, ranges[1, 0], ranges[1, 1], table, mask, distinct, nd, code, q)
     nd, q = _add_keys(extra_keys, ranges[2, 0], ranges[2, 1], table, mask, distinct, nd, code, q)
     if total_bits <= 64:
@@ -284,75 +285,40 @@ def group_members(
         prescriber and pharmacy codes (int32) and input row number (int64).
     drugs : tuple (role, strength, factor, days_per_unit), by reference row.
     service_day, category_mask : by medical row (int32, uint8).
-    work : tuple of scratch arrays: bucket of each fill, medical and extra row (uint16 (n),
-        (nm), (nx)); fill records: key uint64 (n, 3), start, end, prescriber, pharmacy, role
-        int32 (n, 5), mme float64 (n), row int64 (n); medical records: key (nm, 3), day
-        int32 (nm), mask uint8 (nm); extra keys (nx, 3); per member slot (N = n + nm + nx):
-        key uint64 (N, 3), fill count and medical count intp (N).
-    out : tuple: members uint64 (N, 3), the sorted distinct keys; fill_offsets intp (N + 1);
-        start, end int32 (n), role uint8 (n), mme float64 (n), prescriber, pharmacy int32
-        (n), row int64 (n): the sorted fills (``end`` the last covered day); med_offsets
-        intp (N + 1); med_day int32 (nm), med_mask uint8 (nm). Only the first
-        ``n_members (+ 1)`` rows of members and offsets are written.
+    work : kernels.containers.GroupingWork
+        Scratch (buckets, records in bucket order, member slots), written before it is read.
+    out : kernels.containers.GroupedRows
+        Output: the sorted distinct member keys, the fill and medical offsets and the sorted
+        fills and medical rows (``end`` the last covered day). Only the first
+        ``n_members (+ 1)`` rows of ``members`` and the offsets are written.
     n_chunks : int, a few per thread.
     """
-    total_bits = 0
+    # np.intp, not a literal 0: a literal would compile the callees twice (for Literal[int]
+    # while the type is being inferred, then for int64)
+    total_bits = np.intp(0)
     for f in range(layout.shape[1]):
         total_bits += np.intp(layout[2, f])
     n_buckets = 1 << bucket_bits
     f_hi, f_lo, f_len = fill_key
     m_hi, m_lo, m_len = med_key
     x_hi, x_lo, x_len = extra_key
-    (
-        f_bucket,
-        m_bucket,
-        x_bucket,
-        r_key,
-        r_int,
-        r_mme,
-        r_row,
-        m_key,
-        m_day,
-        m_mask,
-        x_key,
-        local_keys,
-        local_fills,
-        local_meds,
-    ) = work
-    (
-        members,
-        fill_offsets,
-        start,
-        end,
-        role,
-        mme,
-        presc,
-        pharm,
-        row,
-        med_offsets,
-        med_day,
-        med_mask,
-    ) = out
+    f_bucket = work.fill_bucket
+    m_bucket = work.med_bucket
+    x_bucket = work.extra_bucket
 
     # pass 1: fills, medical rows and extra members to their buckets
     counts, per_chunk = _buckets(f_hi, f_lo, f_len, select, n_buckets, n_chunks, f_bucket)
     cursor, fill_start = _cursors(counts)
-    _scatter_fills(fill_key, fills, drugs, f_bucket, cursor, per_chunk, r_key, r_int, r_mme, r_row)
+    _scatter_fills(fill_key, fills, drugs, f_bucket, cursor, per_chunk, work)
     counts, per_chunk = _buckets(m_hi, m_lo, m_len, select, n_buckets, n_chunks, m_bucket)
     cursor, med_start = _cursors(counts)
-    _scatter_events(
-        med_key, service_day, category_mask, m_bucket, cursor, per_chunk, m_key, m_day, m_mask
-    )
+    _scatter_events(med_key, service_day, category_mask, m_bucket, cursor, per_chunk, work)
     counts, per_chunk = _buckets(x_hi, x_lo, x_len, select, n_buckets, n_chunks, x_bucket)
     cursor, extra_start = _cursors(counts)
-    _scatter_keys(x_hi, x_lo, x_len, x_bucket, cursor, per_chunk, x_key)
+    _scatter_keys(x_hi, x_lo, x_len, x_bucket, cursor, per_chunk, work.extra_key)
 
     # pass 2: per bucket, its members, then its rows in final order
-    starts = (fill_start, med_start, extra_start)
-    records = (r_key, r_int, r_mme, r_row, m_key, m_day, m_mask, x_key)
-    local = (local_keys, local_fills, local_meds)
-    sorted_rows = (start, end, role, mme, presc, pharm, row, med_day, med_mask)
-    n_local = _bucket_rows(starts, records, layout, total_bits, local, sorted_rows)
+    n_local = _bucket_rows(fill_start, med_start, extra_start, layout, total_bits, work, out)
 
     # members in order, and their offsets
     first = np.empty(n_buckets + 1, np.intp)
@@ -360,15 +326,19 @@ def group_members(
     for b in range(n_buckets):
         first[b + 1] = first[b] + n_local[b]
     n_members = first[n_buckets]
-    fill_offsets[n_members] = f_hi.shape[0]
-    med_offsets[n_members] = m_hi.shape[0]
-    _member_slots(starts, local, n_local, first, members, fill_offsets, med_offsets)
+    out.fill_offsets[n_members] = f_hi.shape[0]
+    out.med_offsets[n_members] = m_hi.shape[0]
+    _member_slots(fill_start, med_start, extra_start, n_local, first, work, out)
     return n_members
 
 
 @ngjit(parallel=True)
-def _scatter_fills(fill_key, fills, drugs, bucket, cursor, per_chunk, r_key, r_int, r_mme, r_row):
+def _scatter_fills(fill_key, fills, drugs, bucket, cursor, per_chunk, work):
     """Pass 1 for fills: each fill's key and payload (covered days, daily MME) to its slot."""
+    r_key = work.fill_key
+    r_int = work.fill_ints
+    r_mme = work.fill_mme
+    r_row = work.fill_row
     f_hi, f_lo, f_len = fill_key
     day, days_supply, quantity, ref_index, prescriber, pharmacy, input_row = fills
     drug_role, strength, factor, days_per_unit = drugs
@@ -397,10 +367,11 @@ def _scatter_fills(fill_key, fills, drugs, bucket, cursor, per_chunk, r_key, r_i
 
 
 @ngjit(parallel=True)
-def _scatter_events(
-    med_key, service_day, category_mask, bucket, cursor, per_chunk, m_key, m_day, m_mask
-):
+def _scatter_events(med_key, service_day, category_mask, bucket, cursor, per_chunk, work):
     """Pass 1 for medical rows: each row's key, day and category bits to its slot."""
+    m_key = work.med_key
+    m_day = work.med_day
+    m_mask = work.med_mask
     m_hi, m_lo, m_len = med_key
     n = m_hi.shape[0]
     for c in prange(cursor.shape[0]):
@@ -417,62 +388,77 @@ def _scatter_events(
 
 
 @ngjit(parallel=True)
-def _bucket_rows(starts, records, layout, total_bits, local, sorted_rows):
-    """Pass 2: per bucket, its sorted members (into the bucket's member slots) and its fills and
-    medical rows in final order. Returns the number of members of each bucket."""
-    fill_start, med_start, extra_start = starts
-    r_key, r_int, r_mme, r_row, m_key, m_day, m_mask, x_key = records
-    local_keys, local_fills, local_meds = local
-    start, end, role, mme, presc, pharm, row, med_day, med_mask = sorted_rows
+def _bucket_rows(fill_start, med_start, extra_start, layout, total_bits, work, out):
+    """Pass 2, in parallel over the buckets (:func:`_sort_bucket`). Returns the number of
+    members of each bucket."""
     n_buckets = fill_start.shape[0] - 1
     n_local = np.zeros(n_buckets, np.intp)
     for b in prange(n_buckets):
-        ranges = np.empty((3, 2), np.intp)
-        ranges[0, 0] = fill_start[b]
-        ranges[0, 1] = fill_start[b + 1]
-        ranges[1, 0] = med_start[b]
-        ranges[1, 1] = med_start[b + 1]
-        ranges[2, 0] = extra_start[b]
-        ranges[2, 1] = extra_start[b + 1]
-        keys, member = _local_members(r_key, m_key, x_key, ranges, layout, total_bits)
-        nd = keys.shape[0]
-        n_local[b] = nd
-        o = fill_start[b] + med_start[b] + extra_start[b]  # room for the bucket's members
-        for k in range(nd):
-            local_keys[o + k, 0] = keys[k, 0]
-            local_keys[o + k, 1] = keys[k, 1]
-            local_keys[o + k, 2] = keys[k, 2]
-        a = fill_start[b]
-        z = fill_start[b + 1]
-        order, count = _member_order(member[: z - a], r_int[a:z, 0], nd)
-        for k in range(nd):
-            local_fills[o + k] = count[k]
-        for q in range(z - a):
-            p = a + order[q]
-            start[a + q] = r_int[p, 0]
-            end[a + q] = r_int[p, 1]
-            presc[a + q] = r_int[p, 2]
-            pharm[a + q] = r_int[p, 3]
-            role[a + q] = r_int[p, 4]
-            mme[a + q] = r_mme[p]
-            row[a + q] = r_row[p]
-        ma = med_start[b]
-        mz = med_start[b + 1]
-        morder, mcount = _member_order(member[z - a : z - a + mz - ma], m_day[ma:mz], nd)
-        for k in range(nd):
-            local_meds[o + k] = mcount[k]
-        for q in range(mz - ma):
-            p = ma + morder[q]
-            med_day[ma + q] = m_day[p]
-            med_mask[ma + q] = m_mask[p]
+        # np.intp: the parallel body may type the loop index as uint64 (a second compile)
+        n_local[b] = _sort_bucket(
+            np.intp(b), fill_start, med_start, extra_start, layout, total_bits, work, out
+        )
     return n_local
 
 
+@ngjit
+def _sort_bucket(b, fill_start, med_start, extra_start, layout, total_bits, work, out):
+    """Pass 2 for bucket ``b``: its sorted members (into the bucket's member slots of
+    ``work``) and its fills and medical rows in final order (into ``out``). Returns its
+    number of members."""
+    r_int = work.fill_ints
+    ranges = np.empty((3, 2), np.intp)
+    ranges[0, 0] = fill_start[b]
+    ranges[0, 1] = fill_start[b + 1]
+    ranges[1, 0] = med_start[b]
+    ranges[1, 1] = med_start[b + 1]
+    ranges[2, 0] = extra_start[b]
+    ranges[2, 1] = extra_start[b + 1]
+    keys, member = _local_members(
+        work.fill_key, work.med_key, work.extra_key, ranges, layout, total_bits
+    )
+    nd = keys.shape[0]
+    o = fill_start[b] + med_start[b] + extra_start[b]  # room for the bucket's members
+    for k in range(nd):
+        work.member_key[o + k, 0] = keys[k, 0]
+        work.member_key[o + k, 1] = keys[k, 1]
+        work.member_key[o + k, 2] = keys[k, 2]
+    a = fill_start[b]
+    z = fill_start[b + 1]
+    # a contiguous copy of the fill days: the same types as the medical call (one compile)
+    order, count = _member_order(member[: z - a], r_int[a:z, 0].copy(), nd)
+    for k in range(nd):
+        work.member_fills[o + k] = count[k]
+    for q in range(z - a):
+        p = a + order[q]
+        out.start[a + q] = r_int[p, 0]
+        out.end[a + q] = r_int[p, 1]
+        out.prescriber[a + q] = r_int[p, 2]
+        out.pharmacy[a + q] = r_int[p, 3]
+        out.role[a + q] = r_int[p, 4]
+        out.mme[a + q] = work.fill_mme[p]
+        out.row[a + q] = work.fill_row[p]
+    ma = med_start[b]
+    mz = med_start[b + 1]
+    morder, mcount = _member_order(member[z - a : z - a + mz - ma], work.med_day[ma:mz], nd)
+    for k in range(nd):
+        work.member_meds[o + k] = mcount[k]
+    for q in range(mz - ma):
+        p = ma + morder[q]
+        out.med_day[ma + q] = work.med_day[p]
+        out.med_mask[ma + q] = work.med_mask[p]
+    return nd
+
+
 @ngjit(parallel=True)
-def _member_slots(starts, local, n_local, first, members, fill_offsets, med_offsets):
+def _member_slots(fill_start, med_start, extra_start, n_local, first, work, out):
     """The members of every bucket, in order, with their fill and medical offsets."""
-    fill_start, med_start, extra_start = starts
-    local_keys, local_fills, local_meds = local
+    local_keys = work.member_key
+    local_fills = work.member_fills
+    local_meds = work.member_meds
+    members = out.members
+    fill_offsets = out.fill_offsets
+    med_offsets = out.med_offsets
     for b in prange(n_local.shape[0]):
         o = fill_start[b] + med_start[b] + extra_start[b]
         g = first[b]

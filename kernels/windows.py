@@ -7,15 +7,15 @@ not the window lengths; every sum is the one a pass over all the days would give
 """
 
 from rxrisk.kernels._jit import ngjit
-
-# Column positions in the per-window outputs.
-C_OPIOID_DAYS = 3
-C_HIGH_DOSE_DAYS = 4
-C_BENZO_OVERLAP = 6
-C_CNS_OVERLAP = 7
-M_TOTAL = 0
-M_AVG = 1
-M_PEAK = 2
+from rxrisk.kernels.layout import (
+    W_BENZO_OVERLAP,
+    W_CNS_OVERLAP,
+    W_HIGH_DOSE_DAYS,
+    W_MME_AVG,
+    W_MME_PEAK,
+    W_MME_TOTAL,
+    W_OPIOID_DAYS,
+)
 
 
 @ngjit
@@ -45,10 +45,11 @@ def window_sums(
     ----------
     high_dose_floor : float
         The high-dose threshold minus the tolerance.
-    counts : int32 array (n_windows, 8)
-        Output; columns C_OPIOID_DAYS, C_HIGH_DOSE_DAYS, C_BENZO_OVERLAP, C_CNS_OVERLAP are set.
-    mmes : float64 array (n_windows, 3)
-        Output: total, average over days of use, peak.
+    counts : int32 array (n_windows, N_WINDOW_INTS)
+        Output; columns W_OPIOID_DAYS, W_HIGH_DOSE_DAYS, W_BENZO_OVERLAP, W_CNS_OVERLAP (of
+        ``kernels.layout``) are set.
+    mmes : float64 array (n_windows, N_WINDOW_FLOATS)
+        Output: columns W_MME_TOTAL, W_MME_AVG (over days of use), W_MME_PEAK.
 
     Returns
     -------
@@ -102,13 +103,13 @@ def window_sums(
 
 @ngjit
 def _record(k, total, peak, op_days, hd_days, bz_days, cns_days, counts, mmes):
-    counts[k, C_OPIOID_DAYS] = op_days
-    counts[k, C_HIGH_DOSE_DAYS] = hd_days
-    counts[k, C_BENZO_OVERLAP] = bz_days
-    counts[k, C_CNS_OVERLAP] = cns_days
-    mmes[k, M_TOTAL] = total
-    mmes[k, M_AVG] = total / op_days if op_days > 0 else 0.0
-    mmes[k, M_PEAK] = peak
+    counts[k, W_OPIOID_DAYS] = op_days
+    counts[k, W_HIGH_DOSE_DAYS] = hd_days
+    counts[k, W_BENZO_OVERLAP] = bz_days
+    counts[k, W_CNS_OVERLAP] = cns_days
+    mmes[k, W_MME_TOTAL] = total
+    mmes[k, W_MME_AVG] = total / op_days if op_days > 0 else 0.0
+    mmes[k, W_MME_PEAK] = peak
 
 
 @ngjit

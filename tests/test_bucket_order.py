@@ -35,7 +35,7 @@ from cases import (
     reference_dict,
     reference_table,
 )
-from naive import naive_score
+from naive import _covered_days, naive_score
 
 REF = reference_dict()
 PHARMACY_CASES = {"bucket_order": BUCKET_ORDER_ROWS, "huge_quantity": HUGE_QUANTITY_ROWS}
@@ -244,14 +244,17 @@ def test_non_finite_daily_mme_is_rejected_for_quantity():
 
 
 def test_covered_days_never_overflow():
+    from rxrisk.ingest.drugs import supply_days
     from rxrisk.kernels.fills import LAST_DAY, MAX_COVERED_DAYS, covered, last_day
-    from rxrisk.scoring.encode import covered_days, supply_days
 
     qty = np.array([10.0, 1e9, 1e300, 1e308, np.inf])
     ds = np.full(len(qty), 30, np.int64)
     dpu = np.full(len(qty), 3.0)
     want = [30, MAX_COVERED_DAYS, MAX_COVERED_DAYS, MAX_COVERED_DAYS, MAX_COVERED_DAYS]
-    assert covered_days(ds, qty, dpu).tolist() == want
+    # the naive reading is uncapped (exact integers, inf past the floats): the cap is the
+    # only difference
+    naive_days = [_covered_days(float(q), 30, {"days_per_unit": 3.0}) for q in qty]
+    assert [min(d, MAX_COVERED_DAYS) for d in naive_days] == want
     assert [int(covered(ds[i], qty[i], dpu[i])) for i in range(len(qty))] == want
     assert supply_days(ds, qty, dpu)[:3].tolist() == [30.0, 3e9, 3e300]
     assert int(last_day(np.int32(LAST_DAY - 5), np.int64(MAX_COVERED_DAYS))) == LAST_DAY
@@ -280,7 +283,7 @@ def test_last_covered_day_is_capped_at_the_last_date():
 def test_edits_see_the_huge_patch():
     """``rxrisk edits``: the 1e9-patch claim covers more days than any naive limit, with its
     true daily MME; the 1e308 one is rejected."""
-    from rxrisk.edits.replay import replay_edits
+    from rxrisk.edits import replay_edits
 
     rows = [fill("H1", -29, FENT, 1e9, 30), fill("H2", -9, FENT, 1e308, 30)]
     res = replay_edits(pharmacy_table(rows), reference=reference_table())

@@ -103,7 +103,7 @@ def test_missing_column_exit_2(book_files, small_book, capsys):
 
 
 def test_help_imports_no_numba():
-    code = "import sys; from rxrisk.cli import build_parser; build_parser().format_help(); print('numba' in sys.modules)"
+    code = "import sys; from rxrisk.cli.options import build_parser; build_parser().format_help(); print('numba' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

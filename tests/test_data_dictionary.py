@@ -21,9 +21,9 @@ import pytest
 import rxrisk
 from rxrisk.config.rules import load_rules
 from rxrisk.config.schema import metric_fields
-from rxrisk.edits.replay import EDIT_NAMES, replay_edits
+from rxrisk.edits import EDIT_NAMES, replay_edits
 from rxrisk.ingest.sources import MEDICAL_REQUIRED, PHARMACY_OPTIONAL, PHARMACY_REQUIRED
-from rxrisk.reports.profiles import write_reports
+from rxrisk.reports import write_reports
 
 REPO = Path(__file__).resolve().parents[1]
 DICTIONARY = REPO / "docs" / "data-dictionary.md"

@@ -18,7 +18,9 @@ import rxrisk
 from rxrisk.cli import main
 from rxrisk.engines.stream import StreamOptions
 from rxrisk.errors import InputError
-from rxrisk.ingest.sources import Source, as_date, check_date_format
+from rxrisk.ingest.conform import as_date
+from rxrisk.ingest.dates import check_date_format
+from rxrisk.ingest.sources import Source
 from rxrisk.synthetic import generate_book
 
 D = dt.date

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import rxrisk
 from rxrisk.cli import main
-from rxrisk.edits.replay import drug_keys, load_edits
+from rxrisk.edits import drug_keys, load_edits
 
 from naive import reference_from_table
 from naive_edits import COLUMNS, EDIT_NAMES, naive_edits, settings_with
@@ -471,27 +471,106 @@ def test_drug_keys_trim_case_and_nulls():
 
 def test_null_ingredient_or_long_acting_never_fires_duplicate():
     """Kernel level: the loader never yields nulls, but the kernel must not fire on them."""
-    from rxrisk.kernels.edits import E_DUPLICATE_LA, replay_members
+    from rxrisk.kernels.edits import replay_members
+    from rxrisk.kernels.edits_containers import (
+        E_DUPLICATE_LA,
+        SEQUENTIAL_MAX,
+        EditClaims,
+        EditOutputs,
+        EditParams,
+    )
     from rxrisk.kernels.roles import OPIOID
 
     # One member, two active long-acting opioids; vary ingredient / long_acting of each.
     cases = [((0, 1), (1, 1), True), ((-1, 1), (1, 1), False), ((0, 1), (-1, 1), False),
              ((0, -1), (1, 1), False), ((0, 1), (1, -1), False), ((0, 1), (0, 1), False)]  # fmt: skip
+    params = EditParams(
+        exclusion_bits=0, dx_days=365, care_floor=90.0, care_min_prescribers=2, hard_floor=200.0,
+        naive_lookback=90, naive_max_days=7, n_prescribers=1, n_ingredients=2,
+        sequential_max=SEQUENTIAL_MAX,
+    )  # fmt: skip
     for (ing0, la0), (ing1, la1), want in cases:
-        out = [
-            np.zeros(2, np.float64),
-            np.zeros(2, np.int32),
-            np.zeros(2, np.bool_),
-            np.zeros(2, np.uint8),
-        ]
-        replay_members(
-            np.array([0, 2], np.intp), np.array([0, 1], np.int32), np.array([29, 30], np.int32),
-            np.array([OPIOID, OPIOID], np.uint8), np.array([10.0, 10.0]), np.array([0, 0], np.int32),
-            np.array([ing0, ing1], np.int32), np.array([la0, la1], np.int8),
-            np.array([0, 0], np.intp), np.zeros(0, np.int32), np.zeros(0, np.uint8),
-            0, 365, 90.0, 2, 200.0, 90, 7, 1, 2, 1, *out,
-        )  # fmt: skip
-        assert bool(out[3][1] & E_DUPLICATE_LA) is want, (ing0, la0, ing1, la1)
+        claims = EditClaims(
+            fill_offsets=np.array([0, 2], np.intp),
+            start=np.array([0, 1], np.int32),
+            end=np.array([29, 30], np.int32),
+            role=np.array([OPIOID, OPIOID], np.uint8),
+            mme=np.array([10.0, 10.0]),
+            prescriber=np.array([0, 0], np.int32),
+            ingredient=np.array([ing0, ing1], np.int32),
+            long_acting=np.array([la0, la1], np.int8),
+            med_offsets=np.array([0, 0], np.intp),
+            med_day=np.zeros(0, np.int32),
+            med_mask=np.zeros(0, np.uint8),
+        )
+        out = EditOutputs.zeros(n_fills=2, n_chunks=1)
+        replay_members(claims, params, out)
+        assert bool(out.fired[1] & E_DUPLICATE_LA) is want, (ing0, la0, ing1, la1)
+
+
+def _kernel_arguments():
+    """Valid containers of the replay kernel for one member with two opioid fills."""
+    from rxrisk.kernels.edits_containers import EditClaims, EditOutputs, EditParams
+    from rxrisk.kernels.roles import OPIOID
+
+    claims = EditClaims(
+        fill_offsets=np.array([0, 2], np.intp),
+        start=np.array([0, 1], np.int32),
+        end=np.array([29, 30], np.int32),
+        role=np.array([OPIOID, OPIOID], np.uint8),
+        mme=np.array([10.0, 10.0]),
+        prescriber=np.array([0, 0], np.int32),
+        ingredient=np.array([0, 1], np.int32),
+        long_acting=np.array([1, 1], np.int8),
+        med_offsets=np.array([0, 2], np.intp),
+        med_day=np.zeros(2, np.int32),
+        med_mask=np.zeros(2, np.uint8),
+    )
+    params = EditParams(
+        exclusion_bits=0, dx_days=365, care_floor=90.0, care_min_prescribers=2, hard_floor=200.0,
+        naive_lookback=90, naive_max_days=7, n_prescribers=1, n_ingredients=2, sequential_max=32,
+    )  # fmt: skip
+    return claims, params, EditOutputs.zeros(n_fills=2, n_chunks=1)
+
+
+@pytest.mark.parametrize(
+    ("box", "field", "value", "message"),
+    [
+        ("claims", "start", np.array([0, 1], np.int64), "start must be a int32 array of fills"),
+        ("claims", "mme", np.array([10.0]), "mme must be a float64 array of fills"),
+        ("claims", "med_day", np.zeros(4, np.int32)[::2], "med_day must be a int32 array"),
+        ("claims", "fill_offsets", np.array([0, 1], np.intp), "fill_offsets must run from 0"),
+        ("claims", "med_offsets", np.array([0, 0], np.intp), "med_offsets must run from 0"),
+        ("claims", "prescriber", np.array([0, 1], np.int32), "prescriber codes must lie in"),
+        ("claims", "ingredient", np.array([-2, 0], np.int32), "ingredient codes must lie in"),
+        ("outputs", "fired", np.zeros(2, np.int8), "fired must be a uint8 array of fills"),
+        ("outputs", "work", np.zeros((1, 1), np.int64), "work must be a int64 array of chunks"),
+        ("params", "care_floor", 90, "care_floor must be a Python float"),
+        ("params", "dx_days", np.int64(365), "dx_days must be a Python int"),
+    ],
+)
+def test_kernel_arguments_are_checked_once_before_the_kernel(box, field, value, message):
+    from rxrisk.edits.run import check_kernel_arguments
+
+    boxes = dict(zip(("claims", "params", "outputs"), _kernel_arguments(), strict=True))
+    check_kernel_arguments(**boxes)  # the valid ones pass
+    boxes[box] = boxes[box]._replace(**{field: value})
+    with pytest.raises(ValueError, match=message):
+        check_kernel_arguments(**boxes)
+
+
+def test_edit_names_are_the_sections_of_the_edit_set_and_the_kernel_bits():
+    import msgspec
+
+    from rxrisk.edits import EDIT_NAMES as ENGINE_EDIT_NAMES
+    from rxrisk.edits import SECTIONS
+    from rxrisk.edits.config import _Sections
+    from rxrisk.kernels.edits_containers import EDIT_BITS
+
+    assert SECTIONS == tuple(f.name for f in msgspec.structs.fields(_Sections))
+    assert ENGINE_EDIT_NAMES == tuple(EDIT_BITS) == EDIT_NAMES  # the oracle's names
+    bits = list(EDIT_BITS.values())
+    assert sorted(bits) == bits and all(b & (b - 1) == 0 for b in bits)  # distinct single bits
 
 
 # --------------------------------------------------------------------------- thresholds

@@ -26,9 +26,11 @@ from hypothesis import strategies as st
 import rxrisk
 from rxrisk.clock import Clock
 from rxrisk.config.settings import load_config
-from rxrisk.edits.replay import drug_keys, load_edits, run_edits_kernel
+from rxrisk.edits import drug_keys, load_edits
+from rxrisk.edits.run import run_edits_kernel
 from rxrisk.ingest.select import ingest
-from rxrisk.kernels import edits as kernel
+from rxrisk.kernels import edits_containers as contract
+from rxrisk.kernels.edits import replay_members
 from rxrisk.scoring.encode import encode_used
 
 from naive_edits import SEQUENTIAL_MAX, cumulative_mme, naive_edits, settings_with
@@ -69,7 +71,7 @@ def replay_exact(rows, medical=None, overrides=None, threads=None):
 
 
 def test_the_oracle_and_the_kernel_share_the_summation_rule():
-    assert kernel.SEQUENTIAL_MAX == SEQUENTIAL_MAX
+    assert contract.SEQUENTIAL_MAX == SEQUENTIAL_MAX
 
 
 # --------------------------------------------------------------------------- hand cases
@@ -309,18 +311,19 @@ def test_same_day_skewed_member_takes_n_log_n_steps_and_is_right():
     ndc_codes = np.where(k % 5 == 4, 3, 0)
     presc = k % 7
     claims, out = _kernel_run(_one_member(n, np.zeros(n), np.full(n, 10), ndc_codes, presc))
-    assert out["work"] <= _steps_bound(n), out["work"]  # the replay before: n**2 / 2 = 2e10
+    work = int(out.work.sum())
+    assert work <= _steps_bound(n), work  # the replay before: n**2 / 2 = 2e10
     opioid = ndc_codes == 0
     assert np.array_equal(claims.row, k)  # one member, one day: input order
     before = np.concatenate([[0], np.cumsum(opioid)[:-1]])  # opioids filled before
-    assert np.array_equal(out["cumulative"], 30.0 * (before + opioid))
+    assert np.array_equal(out.cumulative, 30.0 * (before + opioid))
     seen, want = set(), []
     for i in range(n):
         want.append(len(seen | {presc[i]}) if opioid[i] else len(seen))
         if opioid[i]:
             seen.add(presc[i])
-    assert np.array_equal(out["prescribers"], want)
-    concurrent = (out["fired"] & kernel.E_OPIOID_BENZO) != 0
+    assert np.array_equal(out.active_prescribers, want)
+    concurrent = (out.fired & contract.E_OPIOID_BENZO) != 0
     benzos_before = np.concatenate([[0], np.cumsum(~opioid)[:-1]])
     assert np.array_equal(concurrent, np.where(opioid, benzos_before > 0, before > 0))
 
@@ -333,24 +336,42 @@ def test_year_skewed_member_takes_n_log_n_steps():
     claims, out = _kernel_run(
         _one_member(n, days, rng.integers(1, 91, n), rng.integers(0, 4, n), rng.integers(0, 50, n))
     )
-    assert out["work"] <= _steps_bound(n), out["work"]
-    assert out["evaluated"].sum() == n
+    work = int(out.work.sum())
+    assert work <= _steps_bound(n), work
+    assert out.evaluated.sum() == n
 
 
-def test_replay_members_keeps_its_signature_and_counts_work():
-    from rxrisk.kernels.roles import OPIOID
+def test_replay_members_on_containers_counts_work_per_chunk():
+    from rxrisk.kernels.roles import BENZO, OPIOID
 
-    out = [np.zeros(3), np.zeros(3, np.int32), np.zeros(3, np.bool_), np.zeros(3, np.uint8)]
-    work = kernel.replay_members(
-        np.array([0, 3], np.intp), np.array([0, 0, 0], np.int32), np.array([9, 9, 9], np.int32),
-        np.full(3, OPIOID, np.uint8), np.array([10.0, 20.0, 30.0]), np.array([0, 1, 0], np.int32),
-        np.array([0, 1, -1], np.int32), np.array([1, 1, 0], np.int8),
-        np.array([0, 0], np.intp), np.zeros(0, np.int32), np.zeros(0, np.uint8),
-        0, 365, 90.0, 2, 200.0, 90, 7, 2, 3, 1, *out,
+    # member 0: three opioids on day 0; member 1: one benzodiazepine and one other fill
+    claims = contract.EditClaims(
+        fill_offsets=np.array([0, 3, 5], np.intp),
+        start=np.array([0, 0, 0, 5, 5], np.int32),
+        end=np.array([9, 9, 9, 14, 14], np.int32),
+        role=np.array([OPIOID, OPIOID, OPIOID, BENZO, 0], np.uint8),
+        mme=np.array([10.0, 20.0, 30.0, 0.0, 0.0]),
+        prescriber=np.array([0, 1, 0, 1, -1], np.int32),
+        ingredient=np.array([0, 1, -1, -1, -1], np.int32),
+        long_acting=np.array([1, 1, 0, 0, 0], np.int8),
+        med_offsets=np.array([0, 0, 0], np.intp),
+        med_day=np.zeros(0, np.int32),
+        med_mask=np.zeros(0, np.uint8),
+    )
+    params = contract.EditParams(
+        exclusion_bits=0, dx_days=365, care_floor=90.0, care_min_prescribers=2, hard_floor=200.0,
+        naive_lookback=90, naive_max_days=7, n_prescribers=2, n_ingredients=2,
+        sequential_max=contract.SEQUENTIAL_MAX,
     )  # fmt: skip
-    assert list(out[0]) == [10.0, 30.0, 60.0] and list(out[1]) == [1, 2, 2]
-    assert list(out[3] & kernel.E_DUPLICATE_LA) == [0, kernel.E_DUPLICATE_LA, 0]
-    assert work > 0
+    out = contract.EditOutputs.zeros(n_fills=5, n_chunks=2)
+    replay_members(claims, params, out)
+    assert list(out.evaluated) == [True, True, True, True, False]
+    assert list(out.cumulative) == [10.0, 30.0, 60.0, 0.0, 0.0]
+    assert list(out.active_prescribers) == [1, 2, 2, 0, 0]
+    dup = contract.E_DUPLICATE_LA
+    assert list(out.fired & dup) == [0, dup, 0, 0, 0]
+    assert list(out.fired & contract.E_OPIOID_BENZO) == [0, 0, 0, 0, 0]  # members apart
+    assert out.work[0] > 0 and out.work[1] > 0  # one member per chunk
 
 
 def test_end_to_end_on_a_skewed_member_matches_the_kernel_run():
@@ -359,6 +380,6 @@ def test_end_to_end_on_a_skewed_member_matches_the_kernel_run():
     table = _one_member(n, np.sort(rng.integers(0, 30, n)), rng.integers(1, 31, n), rng.integers(0, 4, n), rng.integers(0, 9, n))  # fmt: skip
     result = rxrisk.replay_edits(table, reference=REFERENCE, threads=2)
     claims, out = _kernel_run(table, threads=1)
-    sel = np.flatnonzero(out["evaluated"])
+    sel = np.flatnonzero(out.evaluated)
     got = result.claims.column("cumulative_mme").to_numpy()
-    assert got.tobytes() == out["cumulative"][sel].tobytes()
+    assert got.tobytes() == out.cumulative[sel].tobytes()

@@ -14,8 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from rxrisk import cli
-from rxrisk.cli import main
+from rxrisk.cli import main, options, progress
 from rxrisk.config.resources import data_path
 from rxrisk.config.rules import load_rules
 
@@ -74,7 +73,7 @@ def test_help_imports_no_numba_nor_pyarrow_compute(argv):
 
 
 def test_help_texts_cite_no_spec():
-    parser = cli.build_parser()
+    parser = options.build_parser()
     texts = [parser.format_help()]
     for action in parser._actions:
         for sub in getattr(action, "choices", None) or {}:
@@ -271,12 +270,12 @@ def _source(module: str) -> str:
 def test_compile_decision(tmp_path, monkeypatch):
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("NUMBA_DISABLE_JIT", raising=False)
-    cache = cli._kernel_cache_dir()
+    cache = progress.kernel_cache_dir()
     assert cache.startswith(str(tmp_path / "cache"))
-    assert cli.kernels_to_compile("report") == ["strings"]
-    assert "grouping" in cli.kernels_to_compile("score")
-    assert cli.kernels_to_compile("generate") == [] and cli.compile_notice("show") is None
-    notice = cli.compile_notice("score")
+    assert progress.kernels_to_compile("report") == ["strings"]
+    assert "grouping" in progress.kernels_to_compile("score")
+    assert progress.kernels_to_compile("generate") == [] and progress.compile_notice("show") is None
+    notice = progress.compile_notice("score")
     assert notice.startswith("compiling kernels (first run only, about ") and " s" in notice
 
     source = _source("strings")
@@ -284,29 +283,29 @@ def test_compile_decision(tmp_path, monkeypatch):
         digest = hashlib.sha256(f.read()).digest()
     numba = version("numba")
     _fake_index(cache, "strings", numba_version=numba, stamp=digest)
-    assert cli.kernels_to_compile("report") == [] and cli.compile_notice("report") is None
-    assert "strings" not in cli.kernels_to_compile("score")
+    assert progress.kernels_to_compile("report") == [] and progress.compile_notice("report") is None
+    assert "strings" not in progress.kernels_to_compile("score")
     _fake_index(cache, "strings", numba_version=numba, stamp=hashlib.sha256(b"old").digest())
-    assert cli.kernels_to_compile("report") == ["strings"]  # the source changed since
+    assert progress.kernels_to_compile("report") == ["strings"]  # the source changed since
     _fake_index(cache, "strings", numba_version="0.0.1", stamp=digest)  # another numba
-    assert cli.kernels_to_compile("report") == ["strings"]
+    assert progress.kernels_to_compile("report") == ["strings"]
     st = os.stat(source)
     _fake_index(cache, "strings", numba_version=numba, stamp=(st.st_mtime, st.st_size))
-    assert cli.kernels_to_compile("report") == []  # the stamp of older numba versions
+    assert progress.kernels_to_compile("report") == []  # the stamp of older numba versions
     path = _fake_index(cache, "strings", numba_version=numba, payload=b"not a pickle")
-    assert cli.kernels_to_compile("report") == []  # unknown layout: newer than the source
+    assert progress.kernels_to_compile("report") == []  # unknown layout: newer than the source
     os.utime(path, (1.0, 1.0))
-    assert cli.kernels_to_compile("report") == ["strings"]
+    assert progress.kernels_to_compile("report") == ["strings"]
 
     real_access = os.access
     monkeypatch.setattr(
-        cli.os, "access", lambda p, mode: False if p == cache else real_access(p, mode)
+        progress.os, "access", lambda p, mode: False if p == cache else real_access(p, mode)
     )
-    notice = cli.compile_notice("report")
+    notice = progress.compile_notice("report")
     assert "on every run" in notice and cache in notice and "NUMBA_CACHE_DIR" in notice
 
     monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
-    assert cli.kernels_to_compile("score") == []
+    assert progress.kernels_to_compile("score") == []
 
 
 def test_reading_an_index_runs_nothing(tmp_path, monkeypatch):
@@ -319,25 +318,25 @@ def test_reading_an_index_runs_nothing(tmp_path, monkeypatch):
             return (os.system, ("touch " + str(tmp_path / "ran"),))
 
     _fake_index(
-        cli._kernel_cache_dir(),
+        progress.kernel_cache_dir(),
         "strings",
         numba_version=version("numba"),
         payload=pickle.dumps((b"x" * 32, {Boom(): "x.1.nbc"})),
     )
-    assert cli.kernels_to_compile("report") == ["strings"]
+    assert progress.kernels_to_compile("report") == ["strings"]
     assert not (tmp_path / "ran").exists()
 
 
 def test_compile_decision_default_cache_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert cli._kernel_cache_dir().startswith(str(tmp_path / "rxrisk" / "numba" / "kernels_"))
+    assert progress.kernel_cache_dir().startswith(str(tmp_path / "rxrisk" / "numba" / "kernels_"))
 
 
 def test_notice_shows_only_with_progress(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "compile_notice", lambda command: "compiling kernels (test)")
-    assert cli._with_notice(None, "score") is None  # no progress shown: no notice
-    shown = cli._with_notice(cli._Progress(), "score")
+    monkeypatch.setattr(progress, "compile_notice", lambda command: "compiling kernels (test)")
+    assert progress.with_notice(None, "score") is None  # no progress shown: no notice
+    shown = progress.with_notice(progress.Progress(), "score")
     shown("read")
     shown("validate")
     shown.tick("pharmacy rows read", 5)
@@ -346,9 +345,9 @@ def test_notice_shows_only_with_progress(monkeypatch, capsys):
         err[0].startswith("rxrisk: read done at") and err[1] == "rxrisk: compiling kernels (test)"
     )
     assert len([line for line in err if "compiling" in line]) == 1
-    monkeypatch.setattr(cli, "compile_notice", lambda command: None)
-    plain = cli._Progress()
-    assert cli._with_notice(plain, "score") is plain
+    monkeypatch.setattr(progress, "compile_notice", lambda command: None)
+    plain = progress.Progress()
+    assert progress.with_notice(plain, "score") is plain
 
 
 def _pty_run(argv, env):
@@ -395,7 +394,7 @@ def test_first_run_notice_end_to_end(book, tmp_path):
     rc, err = _pty_run([*argv, str(tmp_path / "r1")], env)
     assert rc == 0, err
     assert "rxrisk: compiling kernels (first run only, about " in err
-    check = "from rxrisk import cli; print(cli.kernels_to_compile('report'))"
+    check = "from rxrisk.cli import progress; print(progress.kernels_to_compile('report'))"
     assert _python("-c", check, env=env).stdout.strip() == "[]"
     rc, err = _pty_run([*argv, str(tmp_path / "r2")], env)
     assert rc == 0 and "done at" in err and "compiling" not in err

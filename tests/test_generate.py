@@ -17,13 +17,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-import rxrisk.synthetic as gen
+import rxrisk.synthetic.writer as gen
 from rxrisk import score
 from rxrisk.cli import main as cli_main
-from rxrisk.config.reference import load_reference
+from rxrisk.config.reference import DRUG_CLASSES, load_reference
 from rxrisk.ingest.sources import read_source
 from rxrisk.synthetic import (
-    DRUG_CLASSES,
     MEDICAL_SCHEMA,
     PHARMACY_DEFECTS,
     PHARMACY_ODDITIES,

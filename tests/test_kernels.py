@@ -7,6 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rxrisk.kernels import roles
 from rxrisk.kernels.distinct import covers_horizon, fill_counts
 from rxrisk.kernels.events import NO_DATE, medical_lookback
 from rxrisk.kernels.timeline import build_timeline, opioid_span
@@ -251,7 +252,9 @@ def test_parallel_sort_matches_numpy(values, n_chunks, shift):
 
 def _scores(members, med, as_of, floor, rolling_days=4):
     """Run the member driver on per-member fill rows and medical rows."""
-    from rxrisk.kernels.member_scores import n_float_columns, n_int_columns, score_members
+    from rxrisk.kernels.containers import MemberEvents, MemberFills, ScoreOutputs, ScoreParams
+    from rxrisk.kernels.layout import n_float_slots, n_int_slots
+    from rxrisk.kernels.member_scores import score_members
 
     parts = [_fills(rows) for rows in members]
     fill_offsets = np.cumsum([0] + [len(p[0]) for p in parts]).astype(np.intp)
@@ -261,29 +264,24 @@ def _scores(members, med, as_of, floor, rolling_days=4):
     med_day = np.array([d for rows in med_rows for d, _ in rows], np.int32)
     med_mask = np.array([m for rows in med_rows for _, m in rows], np.uint8)
     n = len(members) * len(as_of)
-    ints = np.zeros((n_int_columns(3), n), np.int32)
-    floats = np.zeros((n_float_columns(3), n), np.float64)
+    ints = np.zeros((n_int_slots(3), n), np.int32)
+    floats = np.zeros((n_float_slots(3), n), np.float64)
     present = np.zeros(n, np.bool_)
     score_members(
-        fill_offsets,
-        *arrays,
-        med_offsets,
-        med_day,
-        med_mask,
-        np.array(as_of, np.int32),
-        WINDOWS,
-        floor,
-        rolling_days,
-        5,
-        12,
-        1,
-        2,
-        8,
-        8,
-        3,
-        ints,
-        floats,
-        present,
+        MemberFills(fill_offsets, *arrays, n_prescribers=8, n_pharmacies=8),
+        MemberEvents(med_offsets, med_day, med_mask),
+        ScoreParams(
+            as_of=np.array(as_of, np.int32),
+            windows=WINDOWS,
+            high_dose_floor=floor,
+            rolling_days=rolling_days,
+            ed_days=5,
+            dx_days=12,
+            ed_bit=1,
+            od_bit=2,
+            n_chunks=3,
+        ),
+        ScoreOutputs(ints, floats, present),
     )
     return parts, med_rows, ints, floats, present
 
@@ -340,9 +338,22 @@ def test_member_driver_matches_reference(members, med, as_of, floor):
             assert present[r] == seen
 
 
-def test_fill_arithmetic_matches_vectorised_encoder():
-    from rxrisk.kernels.fills import covered, daily
-    from rxrisk.scoring.encode import covered_days, daily_mme
+def _naive_entry(role, strength, factor, days_per_unit):
+    """A reference entry for ``tests/naive.py`` from one row of drug arrays (NaN: null)."""
+
+    def value(x):
+        return None if np.isnan(x) else float(x)
+
+    return {
+        "drug_class": "opioid" if role & roles.OPIOID else "not-opioid",
+        "strength_per_unit": value(strength),
+        "mme_factor": value(factor),
+        "days_per_unit": value(days_per_unit),
+    }
+
+
+def test_fill_arithmetic_matches_the_naive_reading():
+    from rxrisk.kernels.fills import covered, daily, supply_days
 
     rng = np.random.default_rng(5)
     n = 400
@@ -352,16 +363,13 @@ def test_fill_arithmetic_matches_vectorised_encoder():
     role = rng.choice(np.array([0, 1, 2, 6, 8, 16], np.uint8), n)
     strength = np.where(rng.random(n) < 0.1, np.nan, rng.choice([5.0, 10.0, 12.5, 30.0], n))
     factor = np.where(rng.random(n) < 0.1, np.nan, rng.choice([0.15, 1.0, 1.5, 2.4], n))
-    want_ds = covered_days(ds, qty, dpu)
-    want_mme = daily_mme(role, strength, qty, want_ds, factor)
     for i in range(n):
-        got_ds = covered(ds[i], qty[i], dpu[i])
-        assert got_ds == want_ds[i]
-        if not np.isnan(dpu[i]):
-            entry = {"days_per_unit": float(dpu[i])}
-            assert got_ds == naive._covered_days(float(qty[i]), int(ds[i]), entry)
-        got = daily(role[i], strength[i], qty[i], got_ds, factor[i])
-        assert np.float64(got).tobytes() == np.float64(want_mme[i]).tobytes()
+        entry = _naive_entry(role[i], strength[i], factor[i], dpu[i])
+        want_ds = naive._covered_days(float(qty[i]), int(ds[i]), entry)
+        assert covered(ds[i], qty[i], dpu[i]) == want_ds
+        got = daily(role[i], strength[i], qty[i], supply_days(ds[i], qty[i], dpu[i]), factor[i])
+        want = naive._daily_mme(float(qty[i]), want_ds, entry)
+        assert np.float64(got).tobytes() == np.float64(want).tobytes()
     assert daily(np.uint8(1), 10.0, 3.0, 0, 1.5) == 0.0  # no division by a zero supply
 
 
@@ -486,6 +494,7 @@ def test_encode_groups_rows_like_a_sort(kind, ph_ids, md_ids, extra_ids, rows, p
     import pyarrow as pa
 
     import rxrisk.scoring.encode as enc
+    from rxrisk.ingest.tracked import TrackedRows
 
     names = {
         "short": ["M9", "M10", "M1", "b", "a\x00", "a", "", "é", "M100", "zz", "M2", "M3", "M0"],
@@ -513,23 +522,27 @@ def test_encode_groups_rows_like_a_sort(kind, ph_ids, md_ids, extra_ids, rows, p
     old = enc._ROWS_PER_BUCKET
     enc._ROWS_PER_BUCKET = per_bucket  # 1: as many buckets as the keys allow
     try:
-        claims = enc.encode(
-            pharmacy_member=chunked(ph, typ),
-            fill_date=chunked([r[0] for r in rows[:n]], pa.int32()).cast(pa.date32()),
-            quantity=chunked([float(r[1] + 1) for r in rows[:n]], pa.float64()),
-            days_supply=chunked([r[1] + 2 for r in rows[:n]], pa.int32()),
-            prescriber=chunked([f"p{r[1]}" for r in rows[:n]], pa.string()),
-            pharmacy=chunked([None if r[1] == 0 else f"q{r[0]}" for r in rows[:n]], pa.string()),
-            ref_index=np.array([r[1] for r in rows[:n]], np.int32),
-            input_row=np.arange(n, dtype=np.int64) * 3,
-            drugs=drugs,
-            medical_member=chunked(md, typ),
-            service_date=chunked([r[0] for r in rows[n : n + len(md)]], pa.int32()).cast(
+        fills = {
+            "row": np.arange(n, dtype=np.int64) * 3,
+            "member_id": chunked(ph, typ),
+            "fill_date": chunked([r[0] for r in rows[:n]], pa.int32()).cast(pa.date32()),
+            "quantity": chunked([float(r[1] + 1) for r in rows[:n]], pa.float64()),
+            "days_supply": chunked([r[1] + 2 for r in rows[:n]], pa.int32()),
+            "prescriber_id": chunked([f"p{r[1]}" for r in rows[:n]], pa.string()),
+            "pharmacy_id": chunked(
+                [None if r[1] == 0 else f"q{r[0]}" for r in rows[:n]], pa.string()
+            ),
+            "ref_index": np.array([r[1] for r in rows[:n]], np.int32),
+        }
+        events = {
+            "member_id": chunked(md, typ),
+            "service_date": chunked([r[0] for r in rows[n : n + len(md)]], pa.int32()).cast(
                 pa.date32()
             ),
-            medical_mask=np.array([r[1] for r in rows[n : n + len(md)]], np.uint8),
-            extra_members=chunked(extra, typ),
-        )
+            "mask": np.array([r[1] for r in rows[n : n + len(md)]], np.uint8),
+        }
+        tracked = TrackedRows(pa.table(fills), pa.table(events), chunked(extra, typ))
+        claims = enc.encode(tracked, drugs)
     finally:
         enc._ROWS_PER_BUCKET = old
     members, at, fills, meds = _naive_claims(ph, md, extra, rows)
@@ -546,10 +559,12 @@ def test_encode_groups_rows_like_a_sort(kind, ph_ids, md_ids, extra_ids, rows, p
     assert claims.start.tolist() == [rows[i][0] for i in fills]
     qty = np.array([float(rows[i][1] + 1) for i in range(n)], np.float64)
     ref = np.array([rows[i][1] for i in range(n)], np.int64)
-    ds = enc.covered_days(
-        np.array([rows[i][1] + 2 for i in range(n)], np.int64), qty, drugs.days_per_unit[ref]
-    )
-    mme = enc.daily_mme(ref_role[ref], drugs.strength[ref], qty, ds, drugs.factor[ref])
+    entries = [
+        _naive_entry(ref_role[r], drugs.strength[r], drugs.factor[r], drugs.days_per_unit[r])
+        for r in range(len(ref_role))
+    ]
+    ds = [naive._covered_days(float(qty[i]), rows[i][1] + 2, entries[ref[i]]) for i in range(n)]
+    mme = np.array([naive._daily_mme(float(qty[i]), ds[i], entries[ref[i]]) for i in range(n)])
     assert claims.end.tolist() == [rows[i][0] + ds[i] - 1 for i in fills]
     assert claims.role.tolist() == [ref_role[ref[i]] for i in fills]
     assert claims.mme.tobytes() == mme[fills].tobytes()

@@ -15,10 +15,10 @@ import pytest
 
 import rxrisk
 from rxrisk.cli import main
-from rxrisk.edits.replay import replay_edits
+from rxrisk.edits import replay_edits
 from rxrisk.engines.stream import StreamOptions
 from rxrisk.errors import InputError
-from rxrisk.reports.profiles import write_reports
+from rxrisk.reports import write_reports
 
 AS_OF = "2025-12-31"
 BAD_DATES = ["03/15/2025", "03/16/2025", "03/15/2025", "04/01/2025", "05/01/2025"]
@@ -294,12 +294,12 @@ def test_spark_partition_reports_counts_and_offending_values(ndcs):
     import msgspec
 
     from rxrisk.config.rules import load_rules
-    from rxrisk.engines import spark as rxspark
+    from rxrisk.engines.spark import stages as rxspark
     from rxrisk.ingest.intake import Offenders
 
     ph = _pharmacy(ndcs, good=6, bad=5, bad_values=["2025-02-30", "13/01/2025", "03/15/2025"])
     ph = ph.append_column(rxspark.ROW, pa.array(range(ph.num_rows), pa.int64()))
-    cfg = rxspark._Shipped(
+    cfg = rxspark.Shipped(
         key="test-intake",
         as_of=(AS_OF,),
         reference=None,
@@ -308,11 +308,11 @@ def test_spark_partition_reports_counts_and_offending_values(ndcs):
         has_medical=False,
         pharmacy_columns=tuple(c for c in ph.column_names if c != rxspark.ROW),
         medical_columns=(),
-        output_schema=pa.schema([pa.field(rxspark._AUDIT, pa.string())]).serialize().to_pybytes(),
+        output_schema=pa.schema([pa.field(rxspark.AUDIT, pa.string())]).serialize().to_pybytes(),
         date_format="%m/%d/%Y",
     )
-    out = list(rxspark._stage_a(cfg, ph.to_batches()))
-    report = json.loads(out[-1].column(rxspark._AUDIT)[0].as_py())
+    out = list(rxspark.stage_a(cfg, ph.to_batches()))
+    report = json.loads(out[-1].column(rxspark.AUDIT)[0].as_py())
     assert report["pharmacy"]["rejected_by_reason"]["fill_date"] == 4  # 03/15/2025 is read
     # each value with the input row where it was first seen (rows 6 and 7)
     assert report["offenders"] == {"fill_date": [[6, "'2025-02-30'"], [7, "'13/01/2025'"]]}

@@ -18,7 +18,7 @@ import pytest
 import rxrisk
 import rxrisk.api
 import rxrisk.config.rules
-import rxrisk.edits.replay
+import rxrisk.edits
 import rxrisk.reports.pages
 from rxrisk.cli import main
 from rxrisk.config.resources import data_path
@@ -55,8 +55,8 @@ def _no_read(monkeypatch):
         raise AssertionError("the run read its inputs before refusing its outputs")
 
     monkeypatch.setattr(rxrisk.api, "score", boom)
-    monkeypatch.setattr(rxrisk.edits.replay, "replay_edits", boom)
-    monkeypatch.setattr(rxrisk.edits.replay, "load_edits", boom)
+    monkeypatch.setattr(rxrisk.edits, "replay_edits", boom)
+    monkeypatch.setattr(rxrisk.edits, "load_edits", boom)
     monkeypatch.setattr(rxrisk.config.rules, "load_rules", boom)
 
 

@@ -1,4 +1,4 @@
-"""Member profiles, prescriber bundles, outreach and lock-in lists (rxrisk.reports.profiles).
+"""Member profiles, prescriber bundles, outreach and lock-in lists (rxrisk.reports).
 
 A hand-made book (real NDCs, every expected number worked out below) checks the content, the
 ordering and tie rules and the escaping; a generated book checks the pages and lists against
@@ -22,7 +22,7 @@ import pytest
 import rxrisk
 from rxrisk.cli import main
 from rxrisk.errors import InputError
-from rxrisk.reports.profiles import safe_stems, write_reports
+from rxrisk.reports import safe_stems, write_reports
 
 OXY30 = "00054466525"  # ROXICODONE 30 mg tablet, factor 1.5
 ALPRAZOLAM = "00009002901"  # XANAX 0.25 mg
@@ -644,8 +644,8 @@ def _used_fills(ph, md):
     """Used pharmacy rows (member, day, prescriber), through the same validation as score."""
     from rxrisk.clock import Clock
     from rxrisk.config.settings import load_config
+    from rxrisk.ingest.conform import clean_text
     from rxrisk.ingest.select import ingest
-    from rxrisk.ingest.sources import clean_text
 
     data = ingest(
         ph,
@@ -688,11 +688,26 @@ def test_book_pages_match_the_member_table(book):
         assert values.max() == pytest.approx(row["mme_peak_180d"], abs=0.1 + ymax / 2000)
 
 
+def test_the_package_face_imports_numba_only_for_the_claims_work():
+    """``rxrisk show`` reads member tables through ``rxrisk.reports.members``: no numba there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rxrisk.reports, rxrisk.reports.members, rxrisk.reports.pages\n"
+        "assert 'numba' not in sys.modules\n"
+        "from rxrisk.reports import write_reports\n"
+        "assert 'numba' in sys.modules and write_reports.__module__ == 'rxrisk.reports.write'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_book_daily_series_equal_the_kernel_metrics(book):
     from rxrisk.clock import Clock
     from rxrisk.config.settings import load_config
+    from rxrisk.days import day_of
     from rxrisk.ingest.select import ingest
-    from rxrisk.reports.profiles import _day, daily_series, member_fills
+    from rxrisk.reports.data import daily_series, member_fills
 
     _, _, latest, ph, md = book
     rows = latest.filter(latest["at_risk"])
@@ -704,7 +719,7 @@ def test_book_daily_series_equal_the_kernel_metrics(book):
     )
     wanted = rows["member_id"].combine_chunks()
     fills = member_fills(data, wanted)
-    a = _day(AS_OF)
+    a = day_of(AS_OF)
     daily = daily_series(fills, len(wanted), a - 179, a)
     opioid_days = daily.opioid.sum(axis=1)
     np.testing.assert_allclose(daily.mme.max(axis=1), rows["mme_peak_180d"].to_numpy(), atol=1e-6)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 import rxrisk
-from rxrisk.reports.profiles import safe_stems, write_reports
+from rxrisk.reports import safe_stems, write_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [

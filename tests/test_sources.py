@@ -17,8 +17,9 @@ import pytest
 
 import rxrisk
 from rxrisk.cli import main
-from rxrisk.engines import spark
-from rxrisk.engines.stream import StreamOptions, open_batches
+from rxrisk.engines.batches import open_batches
+from rxrisk.engines.spark import read as spark
+from rxrisk.engines.stream import StreamOptions
 from rxrisk.errors import InputError
 from rxrisk.ingest import sources as inputs
 

@@ -1,4 +1,4 @@
-"""rxrisk.engines.spark (Spark engine) held to rxrisk.score (in-process): equal member tables, audits.
+"""rxrisk.spark (Spark engine) held to rxrisk.score (in-process): equal member tables, audits.
 
 Needs the extra (pip install 'rxrisk[spark]') and Java; skipped otherwise. One local[2]
 SparkSession for the module.
@@ -26,8 +26,8 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("the Spark engine needs Java (java on PATH or JAVA_HOME)", allow_module_level=True)
 
 import rxrisk
+from rxrisk import spark as rxspark
 from rxrisk.cli import main
-from rxrisk.engines import spark as rxspark
 from rxrisk.synthetic import generate_book
 
 from cases import (

@@ -18,8 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rxrisk
+from rxrisk.engines.batches import should_stream
+from rxrisk.engines.partitions import member_parts, string_hashes
 from rxrisk.engines.spool import Spool
-from rxrisk.engines.stream import StreamOptions, member_parts, should_stream, string_hashes
+from rxrisk.engines.stream import StreamOptions
 from rxrisk.errors import InputError
 
 from cases import combined_book, medical_table, pharmacy_table, reference_table, scenarios
@@ -191,6 +193,48 @@ def test_generated_book_with_spill(tmp_path):
     assert buckets["reversed"] > 0 and buckets["duplicate"] > 0 and buckets["rejected"] > 0
     assert sum(buckets.values()) == got.audit["pharmacy"]["rows_read"]
     assert list(spill.iterdir()) == []
+
+
+def test_both_routes_select_the_same_tracked_rows(tmp_path):
+    """The stage value of both routes is one: the streaming engine's member partitions, put
+    together, hold the in-memory path's ``TrackedRows`` column for column (fills by input
+    row, events and members seen as sets), on a book with reversed, duplicate and rejected
+    rows, read in batches that split claim-id pairs."""
+    import pyarrow.compute as pc
+
+    from rxrisk.clock import Clock
+    from rxrisk.config.settings import load_config
+    from rxrisk.engines.stream import ingest_stream
+    from rxrisk.ingest.select import ingest, select_used
+    from rxrisk.synthetic import generate_book
+
+    generate_book(tmp_path, members=800, seed=5)
+    ph, md = tmp_path / "pharmacy.parquet", tmp_path / "medical.parquet"
+    cfg = load_config()
+    data = ingest(ph, md, cfg, clock=Clock())
+    buckets = data.audit_blocks()["pharmacy"]["buckets"]
+    assert buckets["reversed"] and buckets["duplicate"] and buckets["rejected"]
+    whole = select_used(data, all_members=True)
+    opts = StreamOptions(batch_rows=777, partitions=3, claim_partitions=2, min_partition_rows=1)
+    book = ingest_stream(ph, md, cfg, options=opts, clock=Clock(), all_members=True)
+    try:
+        parts = [book.tracked(p) for p in range(book.n_parts)]
+    finally:
+        book.close()
+    fills = pa.concat_tables([p.fills for p in parts])
+    fills = fills.take(pc.sort_indices(fills, [("row", "ascending")]))
+    assert fills.schema == whole.fills.schema
+    assert fills.equals(whole.fills)
+    keys = [("member_id", "ascending"), ("service_date", "ascending"), ("mask", "ascending")]
+
+    def events(t: pa.Table) -> pa.Table:
+        return t.take(pc.sort_indices(t, keys))
+
+    streamed_events = pa.concat_tables([p.events for p in parts])
+    assert events(streamed_events).equals(events(whole.events))
+    streamed_members = [v for p in parts for v in p.extra_members.to_pylist()]
+    assert set(streamed_members) == set(whole.extra_members.to_pylist())
+    assert None not in streamed_members
 
 
 def test_empty_pharmacy_and_medical_only_member():
@@ -375,12 +419,13 @@ class _FakeClock:
 
 def test_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
     from rxrisk import cli
+    from rxrisk.cli import progress
 
     pharmacy, medical, as_of = _book()
     pq.write_table(pharmacy, tmp_path / "ph.parquet", row_group_size=40)
     pq.write_table(medical, tmp_path / "md.parquet")
-    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(cli.time, "perf_counter", _FakeClock(0.6))
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(progress.time, "perf_counter", _FakeClock(0.6))
     args = ["score", str(tmp_path / "ph.parquet"), "--medical", str(tmp_path / "md.parquet")]
     args += ["--as-of", "2024-06-30", "--out", str(tmp_path / "o.parquet"), "--stream"]
     args += ["--batch-rows", "25", "--reference", str(tmp_path / "ref.csv")]
@@ -395,6 +440,7 @@ def test_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
 
 def test_no_progress_when_quiet_or_not_a_terminal(tmp_path, monkeypatch, capsys):
     from rxrisk import cli
+    from rxrisk.cli import progress
 
     pharmacy, _, _ = _book()
     pq.write_table(pharmacy, tmp_path / "ph.parquet")
@@ -405,18 +451,18 @@ def test_no_progress_when_quiet_or_not_a_terminal(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err  # the intake summary only, no progress
     assert "done at" not in err and "\r" not in err and "rows read:" not in err
     assert err.startswith("rxrisk: pharmacy ")
-    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True)
     assert cli.main([*args, "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
 
 
 def test_progress_redraws_at_most_once_a_second(monkeypatch, capsys):
-    from rxrisk import cli
+    from rxrisk.cli import progress
 
     clock = _FakeClock(0.25)
-    monkeypatch.setattr(cli.time, "perf_counter", clock)
-    p = cli._Progress()
+    monkeypatch.setattr(progress.time, "perf_counter", clock)
+    p = progress.Progress()
     for n in range(1, 21):
         p.tick("rows read", n * 1000)
     p("validate")

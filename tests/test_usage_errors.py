@@ -16,8 +16,9 @@ import rxrisk
 from rxrisk.cli import main
 from rxrisk.config.resources import data_path
 from rxrisk.config.rules import load_rules
-from rxrisk.edits.replay import load_edits
-from rxrisk.engines.stream import StreamOptions, _auto_parts, ingest_stream
+from rxrisk.edits import load_edits
+from rxrisk.engines.partitions import partition_count
+from rxrisk.engines.stream import StreamOptions, ingest_stream
 from rxrisk.errors import InputError
 
 
@@ -152,13 +153,13 @@ def test_stream_options_bounds_are_allowed():
 
 
 def test_partitions_used_never_exceed_what_the_input_fills():
-    assert _auto_parts(4_000, 4096, 100_000_000, 8, 10_000) == 1
-    assert _auto_parts(45_000, 4096, 100_000_000, 8, 10_000) == 4
-    assert _auto_parts(45_000, 3, 100_000_000, 8, 10_000) == 3
-    assert _auto_parts(0, 16, 100_000_000, 8, 10_000) == 1
-    assert _auto_parts(None, 16, 100_000_000, 8, 10_000) == 16  # row count not known
-    assert _auto_parts(None, None, 100_000_000, 8, 10_000) == 8
-    assert _auto_parts(350_000_000, None, 100_000_000, 8, 10_000) == 4
+    assert partition_count(4_000, 4096, 100_000_000, 8, 10_000) == 1
+    assert partition_count(45_000, 4096, 100_000_000, 8, 10_000) == 4
+    assert partition_count(45_000, 3, 100_000_000, 8, 10_000) == 3
+    assert partition_count(0, 16, 100_000_000, 8, 10_000) == 1
+    assert partition_count(None, 16, 100_000_000, 8, 10_000) == 16  # row count not known
+    assert partition_count(None, None, 100_000_000, 8, 10_000) == 8
+    assert partition_count(350_000_000, None, 100_000_000, 8, 10_000) == 4
 
 
 def test_streaming_run_caps_the_partitions(small_book):
@@ -367,8 +368,8 @@ def test_wrong_argument_types_are_input_errors(small_book, kw, needle):
 def test_wrong_argument_types_are_input_errors_for_edits_and_report(
     small_book, kw, needle, tmp_path
 ):
-    from rxrisk.edits.replay import replay_edits
-    from rxrisk.reports.profiles import write_reports
+    from rxrisk.edits import replay_edits
+    from rxrisk.reports import write_reports
 
     ph, md = small_book
     with pytest.raises(InputError) as exc:

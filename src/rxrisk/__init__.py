@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from rxrisk.version import __version__
 
 __all__ = ["InputError", "Result", "__version__", "replay_edits", "score"]
 
@@ -16,16 +16,16 @@ from rxrisk.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from rxrisk.api import Result, score
-    from rxrisk.edits.replay import replay_edits
+    from rxrisk.edits import replay_edits
 
 
 def __getattr__(name: str):
     if name in ("score", "Result"):
-        from rxrisk import api
+        from rxrisk import api  # lazy: numba loads on the first call, not on import
 
         return getattr(api, name)
     if name == "replay_edits":
-        from rxrisk.edits import replay as edits
+        from rxrisk import edits  # lazy: numba loads on the first call, not on import
 
         return edits.replay_edits
     raise AttributeError(f"module 'rxrisk' has no attribute {name!r}")

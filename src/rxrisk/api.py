@@ -1,7 +1,7 @@
-"""``rxrisk.score``: the in-process pipeline, one direction of flow.
+"""``rxrisk.score``, the public face of scoring: the arguments checked, then an engine picked.
 
-source -> inputs (Arrow, schema) -> validate (buckets) -> encode (Claims) -> kernels
-(metrics) -> rules (flags) -> outputs (member table, audit, quarantine).
+The in-process engine (:mod:`rxrisk.engines.local`) scores a book in memory; the streaming one
+(:mod:`rxrisk.engines.stream`) batch by batch with bounded memory. Both give the same bytes.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from rxrisk import __version__
-from rxrisk.config.settings import parse_as_of
-from rxrisk.days import date_of
-from rxrisk.scoring.run import score_claims
+from rxrisk.config.settings import check_arguments, check_max_reject_share
+from rxrisk.engines import local
+from rxrisk.engines.stream import StreamOptions, score_stream
+from rxrisk.ingest.dates import check_date_format
 
 
 @dataclass
@@ -84,7 +84,7 @@ def score(
         cores unless changed).
     progress : callable, optional
         Called with each stage name as it completes; its ``tick(what, count)`` method, if
-        any, gets running counts on streaming runs (see :class:`rxrisk.ingest.select.Clock`).
+        any, gets running counts on streaming runs (see :class:`rxrisk.clock.Clock`).
     stream : bool or rxrisk.engines.stream.StreamOptions, optional
         Score batch by batch with bounded memory (:mod:`rxrisk.engines.stream`): same output, byte
         for byte. True uses the default :class:`~rxrisk.engines.stream.StreamOptions`.
@@ -100,73 +100,57 @@ def score(
     -------
     Result
     """
-    from rxrisk.clock import Clock
-    from rxrisk.config.settings import check_arguments, load_config
-    from rxrisk.ingest import intake
-    from rxrisk.ingest.select import ingest, select_used
-    from rxrisk.ingest.sources import check_date_format
-    from rxrisk.scoring.encode import encode_selected
-    from rxrisk.scoring.run import set_threads
-
-    date_format = check_date_format(date_format)
-    if max_reject_share is not None:  # fail fast; the rule file's share applies when None
-        intake.check_max_reject_share(max_reject_share)
-    check_arguments(reference=reference, rules=rules, codesets=codesets, threads=threads)
-    set_threads(threads)  # before validation: its hashing and sorting use the numba threads
-    clock = Clock(progress)
-    cfg = load_config(reference=reference, rules=rules, codesets=codesets)
-    max_reject_share = cfg.reject_share(max_reject_share)
-    days = parse_as_of(as_of)
-    if stream is not None and stream is not False:
-        from rxrisk.engines.stream import StreamOptions, score_stream
-
-        options = stream if isinstance(stream, StreamOptions) else StreamOptions()
-        members, blocks, n_scored, q = score_stream(
-            pharmacy,
-            medical,
-            days=days,
-            config=cfg,
-            options=options,
-            clock=clock,
-            all_members=all_members,
-            quarantine=quarantine,
-            threads=threads,
-            date_format=date_format,
-            max_reject_share=max_reject_share,
+    setup = _setup(
+        as_of, reference, rules, codesets, threads, progress, date_format, max_reject_share
+    )
+    if stream is None or stream is False:
+        scored = local.score_book(
+            pharmacy, medical, setup, all_members=all_members, quarantine=quarantine
         )
     else:
-        data = ingest(
-            pharmacy,
-            medical,
-            cfg,
-            clock=clock,
-            date_format=date_format,
-            max_reject_share=max_reject_share,
-        )
-        selected = select_used(data, all_members=all_members)
-        clock.lap("select")
-        claims = encode_selected(selected, cfg.reference)
-        del selected
-        clock.lap("encode")
-        members, n_scored = score_claims(
-            claims, days, cfg, all_members=all_members, threads=threads, clock=clock
-        )
-        blocks = data.audit_blocks()
-        q = data.quarantine() if quarantine else None
-        clock.lap("output")
+        options = stream if isinstance(stream, StreamOptions) else StreamOptions()
+        scored = _score_streaming(pharmacy, medical, setup, options, all_members, quarantine)
+    return Result(
+        members=scored.members, audit=local.audit_of(scored, setup), quarantine=scored.quarantine
+    )
 
-    audit = {
-        **blocks,
-        "members_scored": n_scored,
-        "rows_out": int(members.num_rows),
-        "as_of": [str(date_of(d)) for d in days],
-        "seconds": clock.seconds,
-        "version": __version__,
-        "config_digest": cfg.digest(),
-        "warnings": intake.audit_warnings(
-            blocks,
-            max_reject_share=max_reject_share,
-            max_days_supply=cfg.metrics.max_days_supply,
-        ),
-    }
-    return Result(members=members, audit=audit, quarantine=q)
+
+def _setup(
+    as_of, reference, rules, codesets, threads, progress, date_format, max_reject_share
+) -> local.Setup:
+    """The arguments checked (each refused with one line, before anything is read), then the
+    run's settings loaded (:func:`rxrisk.engines.local.configure`)."""
+    date_format = check_date_format(date_format)
+    if max_reject_share is not None:  # fail fast; the rule file's share applies when None
+        check_max_reject_share(max_reject_share)
+    check_arguments(reference=reference, rules=rules, codesets=codesets, threads=threads)
+    return local.configure(
+        as_of=as_of,
+        reference=reference,
+        rules=rules,
+        codesets=codesets,
+        threads=threads,
+        progress=progress,
+        date_format=date_format,
+        max_reject_share=max_reject_share,
+    )
+
+
+def _score_streaming(
+    pharmacy, medical, setup: local.Setup, options: StreamOptions, all_members, quarantine
+) -> local.Scored:
+    """The streaming engine (:func:`rxrisk.engines.stream.score_stream`) on the run's settings."""
+    members, blocks, n_scored, rejected = score_stream(
+        pharmacy,
+        medical,
+        days=setup.days,
+        config=setup.config,
+        options=options,
+        clock=setup.clock,
+        all_members=all_members,
+        quarantine=quarantine,
+        threads=setup.threads,
+        date_format=setup.date_format,
+        max_reject_share=setup.max_reject_share,
+    )
+    return local.Scored(members, blocks, n_scored, rejected)

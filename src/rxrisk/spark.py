@@ -6,6 +6,15 @@ Importing it imports no pyspark until a function runs.
 
 from __future__ import annotations
 
-from rxrisk.engines.spark import SparkResult, collect_arrow, read_medical, read_pharmacy, score
+from rxrisk.engines.spark.driver import SparkResult, collect_arrow, score
+from rxrisk.engines.spark.read import ROW, check_source, read_medical, read_pharmacy
 
-__all__ = ["SparkResult", "collect_arrow", "read_medical", "read_pharmacy", "score"]
+__all__ = [
+    "ROW",
+    "SparkResult",
+    "check_source",
+    "collect_arrow",
+    "read_medical",
+    "read_pharmacy",
+    "score",
+]

@@ -288,6 +288,40 @@ def _number(src: str, col: str, text: pa.Array, *, allow_null: bool = True) -> p
 def _validate(table: pa.Table, src: str, edition: str) -> pa.Table:
     """Validate user rows and return them with :data:`REFERENCE_SCHEMA`."""
     names = set(table.column_names)
+    factor_col = _factor_column(names, src, edition)
+    text = {c: _as_text(table, c, src) for c in _KNOWN if c in names}
+    n = table.num_rows
+    ndc = _checked_ndc(text["ndc"], src)
+    drug_class = _checked_drug_class(text["drug_class"], src)
+    ingredient = _checked_ingredient(text["ingredient"], src)
+    strength, factor, unit = _checked_dose(text, factor_col, drug_class, src)
+    null_str = pa.nulls(n, pa.string())
+    if "days_per_unit" in text:
+        days = _number(src, "days_per_unit", text["days_per_unit"])
+    else:
+        days = pa.nulls(n, pa.float64())
+    if "long_acting" in text:
+        long_acting = _checked_long_acting(text["long_acting"], src)
+    else:
+        long_acting = pa.array(np.zeros(n, dtype=bool))
+    columns = {
+        "ndc": ndc,
+        "drug_name": text.get("drug_name", null_str),
+        "ingredient": ingredient,
+        "drug_class": drug_class,
+        "strength_per_unit": strength,
+        "unit": unit,
+        "mme_factor": factor,
+        "long_acting": long_acting,
+        "days_per_unit": days,
+        "dea_schedule": text.get("dea_schedule", null_str),
+    }
+    return pa.table([columns[f.name] for f in REFERENCE_SCHEMA], schema=REFERENCE_SCHEMA)
+
+
+def _factor_column(names: set[str], src: str, edition: str) -> str:
+    """The MME-factor column of the edition (``mme_factor_<edition>``, else ``mme_factor``);
+    InputError naming every missing required column."""
     factor_col = next(
         (c for c in (f"mme_factor_{edition}", "mme_factor") if c in names),
         None,
@@ -307,11 +341,11 @@ def _validate(table: pa.Table, src: str, edition: str) -> pa.Table:
             f"expected columns {', '.join(_REQUIRED)}, mme_factor (or mme_factor_{edition}) "
             f"and optionally {', '.join(_OPTIONAL)}"
         )
+    return factor_col
 
-    text = {c: _as_text(table, c, src) for c in _KNOWN if c in names}
-    n = table.num_rows
 
-    ndc = text["ndc"]
+def _checked_ndc(ndc: pa.Array, src: str) -> pa.Array:
+    """The NDCs, each 11 digits and none twice (InputError otherwise)."""
     bad = pc.invert(pc.fill_null(pc.match_substring_regex(ndc, r"^\d{11}$"), False))
     if pc.any(bad).as_py():
         _fail(
@@ -322,6 +356,7 @@ def _validate(table: pa.Table, src: str, edition: str) -> pa.Table:
             bad,
             "write the 11-digit NDC (5-4-2, zero padded, no hyphens) as text",
         )
+    n = len(ndc)
     if n > 1:
         order = pc.sort_indices(ndc)
         ordered = ndc.take(order)
@@ -331,26 +366,39 @@ def _validate(table: pa.Table, src: str, edition: str) -> pa.Table:
             mask = np.zeros(n, dtype=bool)
             mask[later.to_numpy()] = True
             _fail(src, "ndc", "duplicate ndc", ndc, pa.array(mask), "keep one row per NDC")
+    return ndc
 
-    drug_class = pc.utf8_lower(text["drug_class"])
+
+def _checked_drug_class(text: pa.Array, src: str) -> pa.Array:
+    """The drug classes in lower case, each a known one (InputError otherwise)."""
+    drug_class = pc.utf8_lower(text)
     bad = pc.invert(pc.fill_null(pc.is_in(drug_class, value_set=pa.array(DRUG_CLASSES)), False))
     if pc.any(bad).as_py():
         _fail(
             src,
             "drug_class",
             "unknown drug_class",
-            text["drug_class"],
+            text,
             bad,
             f"expected one of {', '.join(DRUG_CLASSES)}",
         )
+    return drug_class
 
-    ingredient = pc.utf8_lower(text["ingredient"])
+
+def _checked_ingredient(text: pa.Array, src: str) -> pa.Array:
+    """The ingredients in lower case, none empty (InputError otherwise)."""
+    ingredient = pc.utf8_lower(text)
     bad = pc.is_null(ingredient)
     if pc.any(bad).as_py():
-        _fail(
-            src, "ingredient", "value required", text["ingredient"], bad, "fill in the ingredient"
-        )
+        _fail(src, "ingredient", "value required", text, bad, "fill in the ingredient")
+    return ingredient
 
+
+def _checked_dose(
+    text: dict, factor_col: str, drug_class: pa.Array, src: str
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """``(strength_per_unit, mme_factor, unit)``: numbers read, units in upper case, and an
+    opioid with an MME factor has a strength and a unit (InputError otherwise)."""
     strength = _number(src, "strength_per_unit", text["strength_per_unit"])
     factor = _number(src, factor_col, text[factor_col])
     unit = pc.utf8_upper(text["unit"])
@@ -366,38 +414,21 @@ def _validate(table: pa.Table, src: str, edition: str) -> pa.Table:
                 bad,
                 "fill in the strength and unit, or leave the MME factor empty",
             )
+    return strength, factor, unit
 
-    null_str = pa.nulls(n, pa.string())
-    if "days_per_unit" in text:
-        days = _number(src, "days_per_unit", text["days_per_unit"])
-    else:
-        days = pa.nulls(n, pa.float64())
-    if "long_acting" in text:
-        la = pc.utf8_lower(text["long_acting"])
-        bad = pc.invert(pc.fill_null(pc.is_in(la, value_set=pa.array(_TRUE + _FALSE)), True))
-        if pc.any(bad).as_py():
-            _fail(
-                src,
-                "long_acting",
-                "not a boolean",
-                text["long_acting"],
-                bad,
-                "use true or false (empty = false)",
-            )
-        long_acting = pc.fill_null(pc.is_in(la, value_set=pa.array(_TRUE)), False)
-    else:
-        long_acting = pa.array(np.zeros(n, dtype=bool))
 
-    columns = {
-        "ndc": ndc,
-        "drug_name": text.get("drug_name", null_str),
-        "ingredient": ingredient,
-        "drug_class": drug_class,
-        "strength_per_unit": strength,
-        "unit": unit,
-        "mme_factor": factor,
-        "long_acting": long_acting,
-        "days_per_unit": days,
-        "dea_schedule": text.get("dea_schedule", null_str),
-    }
-    return pa.table([columns[f.name] for f in REFERENCE_SCHEMA], schema=REFERENCE_SCHEMA)
+def _checked_long_acting(text: pa.Array, src: str) -> pa.Array:
+    """``long_acting`` as booleans (true/t/1/yes/y, false/f/0/no/n, empty = false; InputError
+    for anything else)."""
+    la = pc.utf8_lower(text)
+    bad = pc.invert(pc.fill_null(pc.is_in(la, value_set=pa.array(_TRUE + _FALSE)), True))
+    if pc.any(bad).as_py():
+        _fail(
+            src,
+            "long_acting",
+            "not a boolean",
+            text,
+            bad,
+            "use true or false (empty = false)",
+        )
+    return pc.fill_null(pc.is_in(la, value_set=pa.array(_TRUE)), False)

@@ -21,6 +21,7 @@ import numpy as np
 
 from rxrisk.config.reference import EDITIONS
 from rxrisk.config.resources import data_path
+from rxrisk.config.schema import metric_fields
 from rxrisk.errors import TOML_TOO_DEEP, InputError
 
 
@@ -169,8 +170,6 @@ def _check(rules: RuleSet) -> None:
 
 
 def _metric_kinds(m: MetricsConfig) -> dict[str, str]:
-    from rxrisk.config.schema import metric_fields
-
     kinds = {}
     for f in metric_fields(m.windows, m.ed_lookback_days, m.dx_lookback_days):
         kinds[f.name] = "bool" if str(f.type) == "bool" else "number"

@@ -8,18 +8,39 @@ user's rows merged) and the code sets; :func:`check_arguments` refuses argument 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from os import PathLike
 
 import numpy as np
 import pyarrow as pa
 
+from rxrisk.config.codesets import CodeSets, load_codesets
+from rxrisk.config.reference import load_reference, reference_digest
+from rxrisk.config.rules import RuleSet, load_rules
 from rxrisk.days import date_of, day_of
 from rxrisk.errors import InputError, shown
 
-if TYPE_CHECKING:  # pragma: no cover
-    from rxrisk.config.codesets import CodeSets
-    from rxrisk.config.rules import RuleSet
+#: default share of an input's in-scope rows that one rejection reason may take
+DEFAULT_MAX_REJECT_SHARE = 0.25
+
+
+def check_max_reject_share(value, default: float = DEFAULT_MAX_REJECT_SHARE) -> float:
+    """The share in force: ``None`` gives ``default`` (the rule file's ``[metrics]
+    max_reject_share``, else 0.25); otherwise a number from 0 to 1."""
+    if value is None:
+        return default
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = math.nan
+    if isinstance(value, bool) or not 0.0 <= share <= 1.0:
+        raise InputError(
+            f"max reject share {value!r}: give a share from 0 to 1, e.g. 0.25 "
+            "(--max-reject-share 1 never stops a run)"
+        )
+    return share
 
 
 @dataclass(frozen=True)
@@ -37,14 +58,10 @@ class Config:
     def reject_share(self, value) -> float:
         """The stop share in force: ``value`` (API argument or ``--max-reject-share``) when
         given, else the rule file's ``[metrics] max_reject_share``."""
-        from rxrisk.ingest.intake import check_max_reject_share
-
         return check_max_reject_share(value, default=self.metrics.max_reject_share)
 
     def digest(self, *extra: str) -> str:
         """The audit's ``config_digest``: rules, reference and code sets (plus ``extra``)."""
-        from rxrisk.config.reference import reference_digest
-
         return config_digest(
             self.rules.digest(), reference_digest(self.reference), self.codesets.digest(), *extra
         )
@@ -57,10 +74,6 @@ MAX_THREADS = 1024
 def check_arguments(*, reference=None, rules=None, codesets=None, threads=None) -> None:
     """Refuse argument types that :func:`score` cannot use, with one line naming the
     argument and the types it takes (before anything is read)."""
-    from os import PathLike
-
-    from rxrisk.config.rules import RuleSet
-
     path = (str, PathLike)
     checks = (
         (
@@ -96,10 +109,6 @@ def check_arguments(*, reference=None, rules=None, codesets=None, threads=None) 
 def load_config(*, reference=None, rules=None, codesets=None) -> Config:
     """Load and validate the rules, the reference (in the rules' factor edition, with the
     user's rows merged over the default) and the code sets, as every command does."""
-    from rxrisk.config.codesets import load_codesets
-    from rxrisk.config.reference import load_reference
-    from rxrisk.config.rules import load_rules
-
     check_arguments(reference=reference, rules=rules, codesets=codesets)
     ruleset = load_rules(rules)
     return Config(
@@ -111,8 +120,6 @@ def load_config(*, reference=None, rules=None, codesets=None) -> Config:
 
 def config_digest(*parts: str) -> str:
     """sha256 over the digests of everything that shapes the output (rules, reference, code sets)."""
-    import hashlib
-
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 

@@ -17,16 +17,13 @@ order).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rxrisk.config.settings import check_max_reject_share
 from rxrisk.errors import InputError
 
-#: default share of an input's in-scope rows that one rejection reason may take
-DEFAULT_MAX_REJECT_SHARE = 0.25
 #: a reason above this share of the in-scope rows is a warning
 WARN_SHARE = 0.01
 #: a reason rejecting fewer rows never stops a run
@@ -55,23 +52,6 @@ _FIXES = {
     "birth_date": _DATES,
     "duplicate": "give each member_id once",
 }
-
-
-def check_max_reject_share(value, default: float = DEFAULT_MAX_REJECT_SHARE) -> float:
-    """The share in force: ``None`` gives ``default`` (the rule file's ``[metrics]
-    max_reject_share``, else 0.25); otherwise a number from 0 to 1."""
-    if value is None:
-        return default
-    try:
-        share = float(value)
-    except (TypeError, ValueError):
-        share = math.nan
-    if isinstance(value, bool) or not 0.0 <= share <= 1.0:
-        raise InputError(
-            f"max reject share {value!r}: give a share from 0 to 1, e.g. 0.25 "
-            "(--max-reject-share 1 never stops a run)"
-        )
-    return share
 
 
 # ----------------------------------------------------------------------- offending values

@@ -1,8 +1,9 @@
-"""The shared front half of every command: read, validate and encode.
+"""The in-memory front half of every command: read, check and select the tracked rows.
 
-``score`` (metrics and flags) and ``edits`` (point-of-sale replay) both run
-:func:`ingest` then :func:`encode_used`, so they see the very same buckets, reference
-lookups and sorted claims.
+``score`` (metrics and flags), ``edits`` (point-of-sale replay) and ``report`` all run
+:func:`ingest` then :func:`select_used`, so they see the very same buckets, reference
+lookups and tracked rows. The whole book is one batch of :mod:`rxrisk.ingest.checked`; the
+streaming engine runs the same steps batch by batch.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import pyarrow as pa
 
 from rxrisk.clock import Clock
 from rxrisk.errors import InputError
-from rxrisk.ingest import sources as inputs
-from rxrisk.ingest import validate
-from rxrisk.io.arrow import keep_rows
+from rxrisk.ingest import intake, validate
+from rxrisk.ingest.checked import check_medical_batch, check_pharmacy_batch
+from rxrisk.ingest.conform import MedicalColumns, PharmacyColumns
+from rxrisk.ingest.dates import check_date_format
+from rxrisk.ingest.drugs import DrugTable
+from rxrisk.ingest.sources import Source, read_source
+from rxrisk.ingest.tracked import TrackedRows, members_seen, tracked_events, tracked_fills
 
 if TYPE_CHECKING:  # pragma: no cover
     from rxrisk.config.settings import Config
@@ -28,11 +33,11 @@ class Ingested:
     """Validated inputs: the conformed columns and the bucket of every row."""
 
     reference: pa.Table
-    pharmacy_source: inputs.Source
-    pharmacy: inputs.PharmacyColumns
+    pharmacy_source: Source
+    pharmacy: PharmacyColumns
     pharmacy_rows: validate.PharmacyRows
-    medical_source: inputs.Source | None = None
-    medical: inputs.MedicalColumns | None = None
+    medical_source: Source | None = None
+    medical: MedicalColumns | None = None
     medical_rows: validate.MedicalRows | None = None
 
     def audit_blocks(self) -> dict:
@@ -50,7 +55,7 @@ class Ingested:
 
     def quarantine(self) -> pa.Table:
         """Rejected rows of both inputs as read (see :func:`rxrisk.io.outputs.quarantine_table`)."""
-        from rxrisk.io.outputs import quarantine_table
+        from rxrisk.io.outputs import quarantine_table  # lazy: pulls pyarrow.compute
 
         r = self.pharmacy_rows.reason
         parts = [
@@ -88,37 +93,54 @@ def ingest(
 ) -> Ingested:
     """Read both inputs, check their schemas and put every row in its bucket.
 
-    ``max_days_supply`` defaults to the rules' ``[metrics] max_days_supply``;
-    ``date_format`` reads text dates of another form (:func:`rxrisk.ingest.sources.as_date`). A
-    rejection reason above ``max_reject_share`` (default: the rule file's ``[metrics]
-    max_reject_share``) of an input's in-scope rows stops here (:func:`rxrisk.ingest.intake.check`).
-    """
-    from rxrisk.ingest import intake
+    Parameters
+    ----------
+    pharmacy, medical
+        Sources as :func:`rxrisk.ingest.sources.read_source` reads them (``medical`` may be
+        None).
+    config : Config
+        Reference, code sets and rules.
+    clock : Clock
+        Takes the ``read`` and ``validate`` laps.
+    max_days_supply : int, optional
+        Default: the rules' ``[metrics] max_days_supply``.
+    date_format : str, optional
+        Reads text dates of another form (:func:`rxrisk.ingest.conform.as_date`).
+    max_reject_share : float, optional
+        A rejection reason above this share (default: the rule file's ``[metrics]
+        max_reject_share``) of an input's in-scope rows stops here
+        (:func:`rxrisk.ingest.intake.check`).
 
-    date_format = inputs.check_date_format(date_format)
+    Returns
+    -------
+    Ingested
+    """
+    date_format = check_date_format(date_format)
     max_reject_share = config.reject_share(max_reject_share)
-    reference = config.reference
-    codesets = config.codesets
     if max_days_supply is None:
         max_days_supply = config.metrics.max_days_supply
-    ph_src = inputs.read_source(pharmacy, label="pharmacy")
-    md_src = inputs.read_source(medical, label="medical") if medical is not None else None
+    ph_src = read_source(pharmacy, label="pharmacy")
+    md_src = read_source(medical, label="medical") if medical is not None else None
     clock.lap("read")
-    ph = inputs.conform_pharmacy(ph_src, date_format=date_format)
-    from rxrisk.scoring.encode import DrugTable
-
-    ph_rows = validate.validate_pharmacy(
-        ph, DrugTable.from_reference(reference), max_days_supply=max_days_supply
-    )
-    out = Ingested(reference=reference, pharmacy_source=ph_src, pharmacy=ph, pharmacy_rows=ph_rows)
-    if md_src is not None:
-        out.medical_source = md_src
-        out.medical = inputs.conform_medical(md_src, date_format=date_format)
-        out.medical_rows = validate.validate_medical(out.medical, codesets)
     offenders = intake.Offenders()
-    offenders.add("pharmacy", ph_src.table, ph_rows.reason, validate.PHARMACY_REASONS)
-    if out.medical_rows is not None:
-        offenders.add("medical", md_src.table, out.medical_rows.reason, validate.MEDICAL_REASONS)
+    ph = check_pharmacy_batch(
+        ph_src,
+        drugs=DrugTable.from_reference(config.reference),
+        max_days_supply=max_days_supply,
+        date_format=date_format,
+        offenders=offenders,
+    )
+    out = Ingested(
+        reference=config.reference,
+        pharmacy_source=ph_src,
+        pharmacy=ph.columns,
+        pharmacy_rows=validate.pharmacy_buckets(ph.checks, ph.columns.claim_id),
+    )
+    if md_src is not None:
+        md = check_medical_batch(
+            md_src, codesets=config.codesets, date_format=date_format, offenders=offenders
+        )
+        out.medical_source, out.medical, out.medical_rows = md_src, md.columns, md.rows
     intake.check(
         out.audit_blocks(),
         names={"pharmacy": ph_src.name, "medical": md_src.name if md_src else None},
@@ -130,59 +152,29 @@ def ingest(
     return out
 
 
-def select_used(data: Ingested, *, all_members: bool = False) -> dict:
-    """The used rows of both inputs, ready for :func:`rxrisk.scoring.encode.encode`: filtered out of
-    the book and with ids trimmed, plus the members seen (``--all-members``).
+def select_used(data: Ingested, *, all_members: bool = False) -> TrackedRows:
+    """The used rows of both inputs, ready for :func:`rxrisk.scoring.encode.encode`: filtered
+    out of the book and with ids trimmed, plus the members seen (``all_members``).
 
-    This is the end of validation (from buckets to the rows that count); the streaming path
-    does the same per batch. Returns the keyword arguments of ``encode`` but ``drugs``.
+    This is the end of validation (from buckets to the rows that count); the streaming
+    engine selects the same rows with the same functions (:mod:`rxrisk.ingest.tracked`).
     """
-    ph, rows = data.pharmacy, data.pharmacy_rows
-    used = data.used_pharmacy_rows()
-    kept = keep_rows(
-        {
-            "member_id": ph.member_id,
-            "fill_date": ph.fill_date,
-            "quantity": ph.quantity,
-            "days_supply": ph.days_supply,
-            "prescriber_id": ph.prescriber_id,
-            "pharmacy_id": ph.pharmacy_id,
-        },
-        rows.bucket == validate.PHARMACY_BUCKETS.index("used"),
-    )
-    med_args = {"medical_member": None, "service_date": None, "medical_mask": None}
+    rows = data.pharmacy_rows
+    used = rows.bucket == validate.PHARMACY_BUCKETS.index("used")
+    fills = tracked_fills(data.pharmacy, used, rows.ref_index)
+    events = None
     if data.medical is not None:
-        is_used = data.medical_rows.bucket == validate.MEDICAL_BUCKETS.index("used")
-        mkept = keep_rows(
-            {"member_id": data.medical.member_id, "service_date": data.medical.service_date},
-            is_used,
-        )
-        med_args = {
-            "medical_member": inputs.clean_text(mkept["member_id"]),
-            "service_date": mkept["service_date"],
-            "medical_mask": data.medical_rows.mask[is_used],
-        }
+        events = tracked_events(data.medical, data.medical_rows)
     extra = None
     if all_members:
         # every non-blank member id of any row, whatever its bucket (untracked and rejected
-        # rows too); blank ids become null here and are no member
-        seen = [inputs.clean_text(ph.member_id)]
+        # rows too)
+        seen = [members_seen(data.pharmacy.member_id)]
         if data.medical is not None:
-            seen.append(inputs.clean_text(data.medical.member_id))
+            seen.append(members_seen(data.medical.member_id))
         if len({str(s.type) for s in seen}) != 1:
             raise InputError(
                 "member_id has different types in pharmacy and medical; give both the same type"
             )
         extra = pa.chunked_array([c for s in seen for c in s.chunks], type=seen[0].type)
-    return {
-        "pharmacy_member": inputs.clean_text(kept["member_id"]),
-        "fill_date": kept["fill_date"],
-        "quantity": kept["quantity"],
-        "days_supply": kept["days_supply"],
-        "prescriber": inputs.clean_text(kept["prescriber_id"]),
-        "pharmacy": inputs.clean_text(kept["pharmacy_id"]),
-        "ref_index": rows.ref_index[used],
-        "input_row": used.astype(np.int64),
-        "extra_members": extra,
-        **med_args,
-    }
+    return TrackedRows(fills=fills, events=events, extra_members=extra)

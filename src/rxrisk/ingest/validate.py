@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxrisk.ingest.sources import MedicalColumns, PharmacyColumns, trim
+from rxrisk.ingest.conform import MedicalColumns, PharmacyColumns, trim
+from rxrisk.ingest.drugs import supply_days
 from rxrisk.io.arrow import (
     dict_codes,
     is_null,
@@ -22,6 +23,7 @@ from rxrisk.io.arrow import (
     to_bool,
     to_numpy,
 )
+from rxrisk.kernels.roles import OPIOID
 
 PHARMACY_BUCKETS = ("rejected", "reversal", "reversed", "duplicate", "untracked", "used")
 PHARMACY_REASONS = ("member_id", "fill_date", "ndc", "claim_status", "quantity", "days_supply")
@@ -98,7 +100,7 @@ def _blank(col: pa.ChunkedArray) -> np.ndarray:
     """Null or whitespace-only rows (integers: null only), by a byte scan of the buffers."""
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return is_null(col)
-    from rxrisk.kernels.strings import blank_rows
+    from rxrisk.kernels.strings import blank_rows  # lazy: kernels load numba
 
     parts = [blank_rows(*chunk) for chunk in string_chunks(col)]
     return np.concatenate(parts) if parts else np.zeros(0, bool)
@@ -133,7 +135,7 @@ def match_claim_ids(
     only rows whose hash equals another row's are compared as strings. ``row_bits``
     (tests only) widens the row field to force hash collisions.
     """
-    from rxrisk.kernels.strings import hash_ids
+    from rxrisk.kernels.strings import hash_ids  # lazy: kernels load numba
 
     n = len(is_reversal)
     include = is_reversal | is_candidate
@@ -190,7 +192,7 @@ def match_claim_hashes(
 
 def _match_keys(keys, row_bits, claim_id, is_reversal, is_candidate):
     """Sort the (hash bits, row) keys, then compare strings within runs of equal hash bits."""
-    from rxrisk.kernels.strings import collision_runs, match_runs
+    from rxrisk.kernels.strings import collision_runs, match_runs  # lazy: kernels load numba
 
     n = len(is_reversal)
     reversed_ = np.zeros(n, bool)
@@ -245,8 +247,6 @@ class PharmacyChecks:
 def _mme_not_finite(cols: PharmacyColumns, ref_row: np.ndarray, rows: np.ndarray, drugs):
     """Of the given paid opioid rows, those whose daily MME (with the uncapped days of supply,
     as the encoder computes it) is not finite."""
-    from rxrisk.scoring.encode import supply_days
-
     r = ref_row[rows]
     q = to_numpy(take_rows(cols.quantity, rows), np.float64, np.nan)
     ds_in = to_numpy(take_rows(cols.days_supply, rows), np.int64, 0)
@@ -268,13 +268,11 @@ def check_pharmacy(cols: PharmacyColumns, drugs, *, max_days_supply: int) -> Pha
     Parameters
     ----------
     cols : PharmacyColumns
-    drugs : rxrisk.scoring.encode.DrugTable
+    drugs : rxrisk.ingest.drugs.DrugTable
         The reference's NDCs and, for the MME check, roles, strengths, factors and days
         per unit.
     max_days_supply : int
     """
-    from rxrisk.kernels.roles import OPIOID
-
     n = len(cols)
     ref_row, ndc_codes, ndc_distinct = _ndc_lookup(cols.ndc, drugs.ndc)
     tracked = ref_row >= 0
@@ -320,15 +318,34 @@ def check_pharmacy(cols: PharmacyColumns, drugs, *, max_days_supply: int) -> Pha
 
 
 def validate_pharmacy(cols: PharmacyColumns, drugs, *, max_days_supply: int) -> PharmacyRows:
-    """Put every pharmacy row in its bucket (``drugs``: see :func:`check_pharmacy`).
+    """Put every pharmacy row in its bucket (``drugs``: see :func:`check_pharmacy`):
+    :func:`check_pharmacy`, then :func:`pharmacy_buckets`."""
+    checks = check_pharmacy(cols, drugs, max_days_supply=max_days_supply)
+    return pharmacy_buckets(checks, cols.claim_id)
 
-    Only tracked rows that passed the checks take part in claim-id matching."""
-    c = check_pharmacy(cols, drugs, max_days_supply=max_days_supply)
-    bucket = np.full(len(cols), PHARMACY_BUCKETS.index("used"), np.int8)
+
+def pharmacy_buckets(checks: PharmacyChecks, claim_id: pa.ChunkedArray) -> PharmacyRows:
+    """The bucket of every row of a whole book from its row-local checks, matching claim ids
+    over the whole book (:func:`match_claim_ids`): only tracked rows that passed the checks
+    take part in the matching.
+
+    Parameters
+    ----------
+    checks : PharmacyChecks
+        From :func:`check_pharmacy` on the whole book.
+    claim_id : pyarrow.ChunkedArray
+        The book's claim ids (``PharmacyColumns.claim_id``).
+
+    Returns
+    -------
+    PharmacyRows
+    """
+    c = checks
+    bucket = np.full(len(c.reason), PHARMACY_BUCKETS.index("used"), np.int8)
     bucket[c.reason >= 0] = PHARMACY_BUCKETS.index("rejected")
     bucket[c.untracked] = PHARMACY_BUCKETS.index("untracked")
     bucket[c.is_reversal] = PHARMACY_BUCKETS.index("reversal")
-    reversed_, dup = match_claim_ids(cols.claim_id, c.is_reversal, c.paid_ok)
+    reversed_, dup = match_claim_ids(claim_id, c.is_reversal, c.paid_ok)
     bucket[reversed_] = PHARMACY_BUCKETS.index("reversed")
     bucket[dup] = PHARMACY_BUCKETS.index("duplicate")
     return PharmacyRows(

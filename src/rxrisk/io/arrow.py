@@ -196,7 +196,7 @@ def sort_uint64(keys: np.ndarray) -> np.ndarray:
         return np.sort(keys)
     import numba
 
-    from rxrisk.kernels.sorting import sort_keys
+    from rxrisk.kernels.sorting import sort_keys  # lazy: numba; arrow helpers load without it
 
     return sort_keys(keys, 4 * numba.get_num_threads())
 

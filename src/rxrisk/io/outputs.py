@@ -1,5 +1,5 @@
-"""Member-table assembly, the audit, the quarantine table, output path checks and the
-writers that commit a run's outputs together."""
+"""The quarantine table, output path checks and the writers that commit a run's outputs
+together (the member table is assembled in ``rxrisk.scoring.columns``)."""
 
 from __future__ import annotations
 
@@ -18,132 +18,9 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from rxrisk.config.codesets import CATEGORIES
-from rxrisk.config.schema import metric_fields
 from rxrisk.errors import InputError
 from rxrisk.io.arrow import take_rows
 from rxrisk.io.runfiles import sweep_outputs, temp_name
-from rxrisk.kernels.distinct import C_BENZO_FILLS, C_OPIOID_FILLS, C_PHARMACIES, C_PRESCRIBERS
-from rxrisk.kernels.events import NO_DATE
-from rxrisk.kernels.member_scores import N_COUNTS, N_MME
-from rxrisk.kernels.windows import (
-    C_BENZO_OVERLAP,
-    C_CNS_OVERLAP,
-    C_HIGH_DOSE_DAYS,
-    C_OPIOID_DAYS,
-    M_AVG,
-    M_PEAK,
-    M_TOTAL,
-)
-
-_COUNT_COL = {
-    "opioid_fills": C_OPIOID_FILLS,
-    "opioid_prescribers": C_PRESCRIBERS,
-    "opioid_pharmacies": C_PHARMACIES,
-    "opioid_days": C_OPIOID_DAYS,
-    "high_dose_days": C_HIGH_DOSE_DAYS,
-    "benzo_fills": C_BENZO_FILLS,
-    "benzo_overlap_days": C_BENZO_OVERLAP,
-    "cns_overlap_days": C_CNS_OVERLAP,
-}
-_MME_COL = {"mme_total": M_TOTAL, "mme_avg": M_AVG, "mme_peak": M_PEAK}
-_BIT = {name: 1 << i for i, name in enumerate(CATEGORIES)}
-_DX_BITS = {
-    "oud_dx": _BIT["oud"],
-    "sud_dx": _BIT["oud"] | _BIT["sud_other"],
-    "cancer_dx": _BIT["cancer"],
-    "sickle_cell_dx": _BIT["sickle_cell"],
-    "hospice_dx": _BIT["hospice_palliative"],
-}
-
-
-def metric_columns(
-    metrics, rows, as_of_days, raw
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Metric columns (numpy) of the selected kernel output rows.
-
-    Parameters
-    ----------
-    metrics : MetricsConfig
-    rows : int array, selected rows ``m * k + j`` of the kernel outputs, ascending.
-    as_of_days : int32 array, the as-of day of each selected row.
-    raw : dict with the column-major kernel outputs ``ints`` and ``floats`` (see
-        :func:`rxrisk.kernels.member_scores.score_members`).
-
-    Returns
-    -------
-    columns, nulls : dict
-        Columns by output name; null masks of the nullable ones.
-    """
-    ints, floats = raw["ints"], raw["floats"]
-    if len(rows) != ints.shape[1]:  # a subset (all rows, ascending, are taken as they are)
-        ints = ints.take(rows, axis=1)
-        floats = floats.take(rows, axis=1)
-    nw = len(metrics.windows)
-    ci, cf = nw * N_COUNTS, nw * N_MME
-    cols: dict[str, np.ndarray] = {}
-    for wi, w in enumerate(metrics.windows):
-        for name, c in _COUNT_COL.items():
-            cols[f"{name}_{w}d"] = ints[wi * N_COUNTS + c]
-        for name, c in _MME_COL.items():
-            cols[f"{name}_{w}d"] = floats[wi * N_MME + c]
-    cols["mme_today"] = floats[cf]
-    cols["mme_rolling_max"] = floats[cf + 1]
-    cols["high_dose_run"] = ints[ci]
-    cols["mat_fills"] = ints[ci + 1]
-    cols["naloxone_fills"] = ints[ci + 2]
-    cols[f"ed_visits_{metrics.ed_lookback_days}d"] = ints[ci + 3]
-    cols[f"overdoses_{metrics.dx_lookback_days}d"] = ints[ci + 4]
-    last = ints[ci + 5]
-    none = last == NO_DATE
-    cols["last_emergency_date"] = np.where(none, 0, last).astype(np.int32)
-    cols["days_since_emergency"] = np.where(none, 0, as_of_days.astype(np.int64) - last).astype(
-        np.int32
-    )
-    bits = ints[ci + 6]
-    for name, mask in _DX_BITS.items():
-        cols[name] = (bits & mask) != 0
-    nulls = {"last_emergency_date": none, "days_since_emergency": none}
-    return cols, nulls
-
-
-def reasons_array(flags: dict[str, np.ndarray], n: int) -> pa.Array:
-    """list<string> of the names of the true flags per row, in flag order (vectorised)."""
-    names = list(flags)
-    if not names:
-        return pa.ListArray.from_arrays(
-            pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string())
-        )
-    matrix = np.column_stack([flags[k] for k in names]) if n else np.zeros((0, len(names)), bool)
-    offsets = np.zeros(n + 1, np.int32)
-    np.cumsum(matrix.sum(axis=1), out=offsets[1:])
-    _, which = np.nonzero(matrix)
-    values = pa.array(names, pa.string()).take(pa.array(which.astype(np.int32)))
-    return pa.ListArray.from_arrays(pa.array(offsets), values)
-
-
-def member_table(
-    member_ids: pa.Array, as_of_days: np.ndarray, metrics, cols, nulls, flags
-) -> pa.Table:
-    """Assemble the member table."""
-    n = len(as_of_days)
-    arrays = [member_ids, pa.array(as_of_days.astype(np.int32), pa.int32()).view(pa.date32())]
-    names = ["member_id", "as_of"]
-    for f in metric_fields(metrics.windows, metrics.ed_lookback_days, metrics.dx_lookback_days):
-        data = cols[f.name]
-        mask = nulls.get(f.name)
-        if pa.types.is_date32(f.type):
-            arr = pa.array(data.astype(np.int32), pa.int32(), mask=mask).view(pa.date32())
-        else:
-            arr = pa.array(data.astype(f.type.to_pandas_dtype(), copy=False), f.type, mask=mask)
-        arrays.append(arr)
-        names.append(f.name)
-    for name, values in flags.items():
-        arrays.append(pa.array(values, pa.bool_()))
-        names.append(name)
-    arrays.append(reasons_array(flags, n))
-    names.append("reasons")
-    return pa.Table.from_arrays(arrays, names=names)
 
 
 def quarantine_table(

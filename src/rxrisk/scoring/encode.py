@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
@@ -20,54 +19,34 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rxrisk.errors import InputError
+from rxrisk.ingest.drugs import DrugTable
+from rxrisk.ingest.select import Ingested, select_used
+from rxrisk.ingest.tracked import TrackedRows
 from rxrisk.io.arrow import date_days, dict_codes, null_mask, sort_uint64, string_chunks, to_numpy
-from rxrisk.kernels import roles
-
-if TYPE_CHECKING:  # pragma: no cover
-    from rxrisk.ingest.select import Ingested
-from rxrisk.kernels.fills import MAX_COVERED_DAYS
-
-_ROLE_OF_CLASS = {
-    "opioid": roles.OPIOID,
-    "buprenorphine_mat": roles.MAT,
-    "naltrexone": roles.MAT,
-    "naloxone": roles.NALOXONE,
-    "benzodiazepine": roles.BENZO | roles.CNS,
-    "gabapentinoid": roles.CNS,
-    "muscle_relaxant": roles.CNS,
-    "sedative_hypnotic": roles.CNS,
-    "stimulant": 0,
-}
-
-
-@dataclass(frozen=True)
-class DrugTable:
-    """Per-reference-row arrays the encoder needs (built once per reference)."""
-
-    role: np.ndarray  # uint8
-    strength: np.ndarray  # float64, NaN when null
-    factor: np.ndarray  # float64, NaN when null
-    days_per_unit: np.ndarray  # float64, NaN when null
-    ndc: pa.Array
-
-    @classmethod
-    def from_reference(cls, ref: pa.Table) -> DrugTable:
-        codes, distinct = dict_codes(ref.column("drug_class"))
-        role_of_distinct = np.array(
-            [_ROLE_OF_CLASS[c] for c in distinct.to_pylist()] + [0], np.uint8
-        )
-        return cls(
-            role=role_of_distinct[codes],
-            strength=to_numpy(ref.column("strength_per_unit"), np.float64, np.nan),
-            factor=to_numpy(ref.column("mme_factor"), np.float64, np.nan),
-            days_per_unit=to_numpy(ref.column("days_per_unit"), np.float64, np.nan),
-            ndc=ref.column("ndc").combine_chunks(),
-        )
+from rxrisk.kernels.containers import GroupedRows, GroupingWork
+from rxrisk.kernels.dictionary import (
+    K_HI,
+    K_LEN,
+    K_LO,
+    SHORT,
+    code_integers,
+    code_strings,
+    key_strings,
+    order_long_ids,
+    packed_sort_keys,
+    string_keys,
+)
+from rxrisk.kernels.grouping import group_members
 
 
 @dataclass
 class Claims:
-    """Encoded, sorted claims of the members in ``member_ids`` (code = position)."""
+    """Encoded, sorted claims of the members in ``member_ids`` (code = position).
+
+    The fill arrays are those of :class:`rxrisk.kernels.containers.MemberFills` and the
+    medical arrays those of :class:`rxrisk.kernels.containers.MemberEvents` (documented field
+    by field there); :func:`rxrisk.scoring.run.run_kernels` hands them to the kernel as such.
+    """
 
     member_ids: pa.Array  # sorted distinct member ids
     fill_offsets: np.ndarray  # intp (n_members + 1)
@@ -85,41 +64,6 @@ class Claims:
     med_mask: np.ndarray  # uint8
 
 
-def supply_days(
-    days_supply: np.ndarray, quantity: np.ndarray, days_per_unit: np.ndarray
-) -> np.ndarray:
-    """Days of supply (float64): days_supply, or max(1, round_half_up(quantity x
-    days_per_unit)) for patches. Not capped: the daily MME divides by it."""
-    patch = ~np.isnan(days_per_unit)
-    out = days_supply.astype(np.float64, copy=True)
-    if patch.any():
-        with np.errstate(over="ignore", invalid="ignore"):
-            rewritten = np.floor(quantity[patch] * days_per_unit[patch] + 0.5)
-        out[patch] = np.maximum(1.0, rewritten)
-    return out
-
-
-def covered_days(
-    days_supply: np.ndarray, quantity: np.ndarray, days_per_unit: np.ndarray
-) -> np.ndarray:
-    """Covered days (int64): :func:`supply_days` capped at ``MAX_COVERED_DAYS`` (about
-    45,000 years), so no quantity overflows the day arithmetic."""
-    ds = supply_days(days_supply, quantity, days_per_unit)
-    out = np.full(len(ds), MAX_COVERED_DAYS, np.int64)
-    small = ds < MAX_COVERED_DAYS  # False for inf and NaN
-    out[small] = ds[small].astype(np.int64)
-    return out
-
-
-def daily_mme(role, strength, quantity, ds, factor) -> np.ndarray:
-    """strength x quantity / ds x factor for opioid fills with a factor; 0 otherwise. ``ds``
-    is the uncapped days of supply (:func:`supply_days`)."""
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        value = strength * quantity / ds * factor
-    ok = ((role & roles.OPIOID) != 0) & np.isfinite(value)
-    return np.where(ok, value, 0.0)
-
-
 _TABLE_SIZE = 1 << 12  # first hash-table size (it doubles as codes are added)
 
 
@@ -133,8 +77,6 @@ def _hash_codes(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
 
     Returns (codes int32 with -1 for null, keys of the distinct ids, tail bytes, count).
     """
-    from rxrisk.kernels.dictionary import code_integers, code_strings
-
     n = sum(len(p) for p in parts)
     codes = np.empty(n, np.int32)
     keys = np.empty((max(n, 1), 4), np.uint64)
@@ -175,16 +117,6 @@ def _first_codes(col: pa.ChunkedArray) -> tuple[np.ndarray, int]:
 def _sorted_member_codes(parts: list, typ: pa.DataType) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """Codes of the rows of ``parts`` (first appearance), the rank of each code among the
     sorted distinct ids, and the sorted distinct ids."""
-    from rxrisk.kernels.dictionary import (
-        K_HI,
-        K_LEN,
-        K_LO,
-        SHORT,
-        key_strings,
-        order_long_ids,
-        packed_sort_keys,
-    )
-
     if not (_is_text(typ) or pa.types.is_integer(typ)):
         codes, distinct = dict_codes(pa.chunked_array([c for p in parts for c in p.chunks], typ))
         order = pc.sort_indices(distinct).to_numpy()
@@ -251,8 +183,6 @@ def _member_keys(ph, md, ex, typ: pa.DataType, n_chunks: int):
     Extra members (every member seen, often many rows each) are reduced to their distinct ids
     with the hash dictionary first.
     """
-    from rxrisk.kernels.dictionary import K_HI, K_LEN, K_LO, SHORT, string_keys
-
     text = _is_text(typ)
     if (text or pa.types.is_integer(typ)) and not (
         ph.null_count or (md is not None and md.null_count)
@@ -334,8 +264,6 @@ def _key_layout(keys) -> tuple[np.ndarray, np.ndarray, int]:
 
 def _ids_from_keys(keys: np.ndarray, typ: pa.DataType) -> pa.Array:
     """The member ids of sorted distinct keys (short strings or integers)."""
-    from rxrisk.kernels.dictionary import key_strings
-
     n = len(keys)
     if not _is_text(typ):
         values = (keys[:, 0] ^ np.uint64(1 << 63)).view(np.int64)
@@ -351,44 +279,34 @@ def _ids_from_keys(keys: np.ndarray, typ: pa.DataType) -> pa.Array:
     )
 
 
-def encode(
-    *,
-    pharmacy_member: pa.ChunkedArray,
-    fill_date: pa.ChunkedArray,
-    quantity: pa.ChunkedArray,
-    days_supply: pa.ChunkedArray,
-    prescriber: pa.ChunkedArray,
-    pharmacy: pa.ChunkedArray,
-    ref_index: np.ndarray,
-    input_row: np.ndarray,
-    drugs: DrugTable,
-    medical_member: pa.ChunkedArray | None,
-    service_date: pa.ChunkedArray | None,
-    medical_mask: np.ndarray | None,
-    extra_members: pa.ChunkedArray | None = None,
-) -> Claims:
-    """Encode the used rows (already filtered) into sorted ``Claims``.
+def encode(rows: TrackedRows, drugs: DrugTable) -> Claims:
+    """Encode the tracked rows into sorted ``Claims``.
 
-    ``extra_members`` adds members without used rows (``--all-members``).
+    Parameters
+    ----------
+    rows : rxrisk.ingest.tracked.TrackedRows
+        The used rows (already filtered): the whole book's
+        (:func:`rxrisk.ingest.select.select_used`) or one member partition's (streaming);
+        ``rows.extra_members`` adds members without used rows (``--all-members``).
+    drugs : rxrisk.ingest.drugs.DrugTable
+        The reference as arrays.
+
+    Returns
+    -------
+    Claims
     """
-    parts = [pharmacy_member]
-    if medical_member is not None:
-        parts.append(medical_member)
-    if extra_members is not None:
-        parts.append(extra_members)
-    types = {str(p.type) for p in parts if len(p)}
-    if len(types) > 1:
-        raise InputError(
-            f"member_id has different types across inputs ({', '.join(sorted(types))}); "
-            "give pharmacy and medical member_id the same type"
-        )
-    typ = parts[0].type if not types else next(p.type for p in parts if len(p))
+    fills, events, extra_members = rows.fills, rows.events, rows.extra_members
+    pharmacy_member = fills.column("member_id")
+    medical_member = events.column("member_id") if events is not None else None
+    typ = _member_type(
+        [c for c in (pharmacy_member, medical_member, extra_members) if c is not None]
+    )
     n_chunks = 4 * numba.get_num_threads()
     # prescriber and pharmacy codes on other threads (the kernels release the GIL) while the
     # member keys are read
     with ThreadPoolExecutor(max_workers=2) as pool:
-        presc_codes = pool.submit(_first_codes, prescriber)
-        pharm_codes = pool.submit(_first_codes, pharmacy)
+        presc_codes = pool.submit(_first_codes, fills.column("prescriber_id"))
+        pharm_codes = pool.submit(_first_codes, fills.column("pharmacy_id"))
         member_keys, member_ids = _member_keys(
             pharmacy_member.cast(typ),
             medical_member.cast(typ) if medical_member is not None else None,
@@ -396,60 +314,64 @@ def encode(
             typ,
             n_chunks,
         )
-        layout, select, bucket_bits = _key_layout(member_keys)
         presc, n_prescribers = presc_codes.result()
         pharm, n_pharmacies = pharm_codes.result()
+    out, n_members = _group(rows, drugs, member_keys, presc, pharm, n_chunks)
+    if member_ids is None:
+        member_ids = _ids_from_keys(out.members[:n_members], typ)
+    return Claims(
+        member_ids=member_ids,
+        fill_offsets=out.fill_offsets[: n_members + 1],
+        start=out.start,
+        end=out.end,
+        role=out.role,
+        mme=out.mme,
+        prescriber=out.prescriber,
+        pharmacy=out.pharmacy,
+        row=out.row,
+        n_prescribers=n_prescribers,
+        n_pharmacies=n_pharmacies,
+        med_offsets=out.med_offsets[: n_members + 1],
+        med_day=out.med_day,
+        med_mask=out.med_mask,
+    )
 
-    from rxrisk.kernels.grouping import group_members
 
-    if medical_member is not None:
-        service_day = date_days(service_date)
-        category_mask = np.asarray(medical_mask, np.uint8)
+def _member_type(parts: list) -> pa.DataType:
+    """The one member-id type of the inputs' member columns (a usage error when they differ)."""
+    types = {str(p.type) for p in parts if len(p)}
+    if len(types) > 1:
+        raise InputError(
+            f"member_id has different types across inputs ({', '.join(sorted(types))}); "
+            "give pharmacy and medical member_id the same type"
+        )
+    return parts[0].type if not types else next(p.type for p in parts if len(p))
+
+
+def _group(rows: TrackedRows, drugs: DrugTable, member_keys, presc, pharm, n_chunks: int):
+    """Run the grouping kernel: fills and medical rows in (member, day, input row) order, with
+    covered days, daily MME and role bits. Returns the filled ``GroupedRows`` and the number
+    of members."""
+    fills, events = rows.fills, rows.events
+    layout, select, bucket_bits = _key_layout(member_keys)
+    if events is not None:
+        service_day = date_days(events.column("service_date"))
+        category_mask = np.asarray(to_numpy(events.column("mask"), np.uint8), np.uint8)
     else:
         service_day = np.zeros(0, np.int32)
         category_mask = np.zeros(0, np.uint8)
-    n = len(pharmacy_member)
-    nm = len(service_day)
-    nx = len(member_keys[2][0])
-    big = n + nm + nx
-    work = (
-        np.empty(n, np.uint16),
-        np.empty(nm, np.uint16),
-        np.empty(nx, np.uint16),
-        np.empty((n, 3), np.uint64),
-        np.empty((n, 5), np.int32),
-        np.empty(n, np.float64),
-        np.empty(n, np.int64),
-        np.empty((nm, 3), np.uint64),
-        np.empty(nm, np.int32),
-        np.empty(nm, np.uint8),
-        np.empty((nx, 3), np.uint64),
-        np.empty((big, 3), np.uint64),
-        np.empty(big, np.intp),
-        np.empty(big, np.intp),
-    )
-    out = (
-        np.empty((big, 3), np.uint64),
-        np.empty(big + 1, np.intp),
-        np.empty(n, np.int32),
-        np.empty(n, np.int32),
-        np.empty(n, np.uint8),
-        np.empty(n, np.float64),
-        np.empty(n, np.int32),
-        np.empty(n, np.int32),
-        np.empty(n, np.int64),
-        np.empty(big + 1, np.intp),
-        np.empty(nm, np.int32),
-        np.empty(nm, np.uint8),
-    )
-    fills = (
-        date_days(fill_date),
+    n, nm, nx = fills.num_rows, len(service_day), len(member_keys[2][0])
+    work = GroupingWork.allocate(n, nm, nx)
+    out = GroupedRows.allocate(n, nm, nx)
+    days_supply = fills.column("days_supply")
+    fill_arrays = (
+        date_days(fills.column("fill_date")),
         to_numpy(days_supply, np.int32 if days_supply.type == pa.int32() else np.int64, 0),
-        to_numpy(quantity, np.float64, np.nan),
-        ref_index,
+        to_numpy(fills.column("quantity"), np.float64, np.nan),
+        to_numpy(fills.column("ref_index"), np.int32),
         presc,
         pharm,
-        input_row,
+        to_numpy(fills.column("row"), np.int64),
     )
     drug_arrays = (drugs.role, drugs.strength, drugs.factor, drugs.days_per_unit)
     n_members = group_members(
@@ -457,7 +379,7 @@ def encode(
         layout,
         select,
         bucket_bits,
-        fills,
+        fill_arrays,
         drug_arrays,
         service_day,
         category_mask,
@@ -465,53 +387,15 @@ def encode(
         out,
         n_chunks,
     )
-    (
-        members,
-        fill_offsets,
-        start,
-        end,
-        role,
-        mme,
-        presc,
-        pharm,
-        row,
-        med_offsets,
-        med_day,
-        med_mask,
-    ) = out
-    members = members[:n_members]
-    fill_offsets = fill_offsets[: n_members + 1]
-    med_offsets = med_offsets[: n_members + 1]
-    if member_ids is None:
-        member_ids = _ids_from_keys(members, typ)
-
-    return Claims(
-        member_ids=member_ids,
-        fill_offsets=fill_offsets,
-        start=start,
-        end=end,
-        role=role,
-        mme=mme,
-        prescriber=presc,
-        pharmacy=pharm,
-        row=row,
-        n_prescribers=n_prescribers,
-        n_pharmacies=n_pharmacies,
-        med_offsets=med_offsets,
-        med_day=med_day,
-        med_mask=med_mask,
-    )
+    return out, n_members
 
 
-def encode_selected(selected: dict, reference: pa.Table):
-    """Encode the rows of :func:`select_used` into sorted :class:`rxrisk.scoring.encode.Claims`."""
-    from rxrisk.scoring.encode import DrugTable, encode
-
-    return encode(drugs=DrugTable.from_reference(reference), **selected)
+def encode_selected(selected: TrackedRows, reference: pa.Table) -> Claims:
+    """Encode the rows of :func:`rxrisk.ingest.select.select_used` into sorted :class:`Claims`
+    (``reference``: the drug reference table)."""
+    return encode(selected, DrugTable.from_reference(reference))
 
 
 def encode_used(data: Ingested, *, all_members: bool = False):
-    """Encode the used rows of both inputs into sorted :class:`rxrisk.scoring.encode.Claims`."""
-    from rxrisk.ingest.select import select_used
-
+    """Encode the used rows of both inputs into sorted :class:`Claims`."""
     return encode_selected(select_used(data, all_members=all_members), data.reference)

@@ -1,12 +1,16 @@
-"""The wrapper beside the member-scoring kernel: threads, output arrays, one kernel call, and the
-member table of a scored book or partition (kernels -> flags -> columns)."""
+"""The public wrapper beside the member-scoring kernel (``run_kernels`` beside
+``kernels.member_scores.score_members``): threads, the typed kernel arguments, one check, one
+kernel call; and the member table of a scored book or partition (kernels -> flags -> columns)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 
+from rxrisk.config.codesets import CATEGORIES
+from rxrisk.config.rules import evaluate_flags
 from rxrisk.config.settings import check_arguments
+from rxrisk.kernels import containers as kc
 
 
 def set_threads(threads: int | None) -> int:
@@ -25,16 +29,16 @@ def score_claims(claims, days: np.ndarray, config, *, all_members: bool, threads
     Shared by the in-memory path (the whole book) and the streaming path (one member
     partition at a time). Stages "kernels" and "rules" are timed on ``clock``.
     """
-    from rxrisk.config.rules import evaluate_flags
-    from rxrisk.io.outputs import member_table, metric_columns
+    from rxrisk.scoring.columns import member_table, metric_columns  # lazy: imports numba
 
     m = config.metrics
-    raw, present = run_kernels(claims, days, m, threads)
+    outputs = run_kernels(claims, days, m, threads)
     clock.lap("kernels")
     k = len(days)
+    present = outputs.present
     rows = np.flatnonzero(np.ones_like(present) if all_members else present)
     row_days = days[rows % k]
-    cols, nulls = metric_columns(m, rows, row_days, raw)
+    cols, nulls = metric_columns(m, rows, row_days, outputs)
     flags = evaluate_flags(config.rules, cols, nulls)
     clock.lap("rules")
     members = member_table(
@@ -45,53 +49,136 @@ def score_claims(claims, days: np.ndarray, config, *, all_members: bool, threads
 
 
 def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
-    """Allocate outputs and run the parallel member kernel. Returns (raw arrays, present).
+    """Score every member of ``claims`` for every as-of day: the public wrapper of the kernel
+    :func:`rxrisk.kernels.member_scores.score_members`.
 
-    ``raw`` holds the column-major kernel outputs (see
-    :func:`rxrisk.kernels.member_scores.score_members`); :func:`rxrisk.io.outputs.metric_columns`
-    reads them.
+    Builds the kernel's arguments (:mod:`rxrisk.kernels.containers`) with zeroed outputs,
+    checks them once (:func:`check_kernel_arguments`) and calls the kernel once.
+
+    Parameters
+    ----------
+    claims : rxrisk.scoring.encode.Claims
+        Encoded, sorted claims.
+    days : numpy.ndarray of int
+        As-of days, ascending.
+    metrics : MetricsConfig
+        Windows, high-dose threshold and tolerance, rolling days and lookbacks.
+    threads : int or None
+        Thread count (None: numba's default).
+
+    Returns
+    -------
+    rxrisk.kernels.containers.ScoreOutputs
+        The column-major outputs (slots of :mod:`rxrisk.kernels.layout`, decoded by
+        :func:`rxrisk.scoring.columns.metric_columns`) and ``present``.
     """
-    from rxrisk.config.codesets import CATEGORIES
-    from rxrisk.kernels.member_scores import n_float_columns, n_int_columns, score_members
-    from rxrisk.scoring.run import set_threads
+    from rxrisk.kernels.layout import n_float_slots, n_int_slots  # lazy: imports numba
+    from rxrisk.kernels.member_scores import score_members  # lazy: imports numba
 
     n_threads = set_threads(threads)
     n_members = len(claims.member_ids)
-    k = len(days)
-    windows = np.asarray(metrics.windows, np.int64)
-    n = n_members * k
+    n = n_members * len(days)
+    fills = kc.MemberFills(
+        fill_offsets=claims.fill_offsets,
+        start=claims.start,
+        end=claims.end,
+        role=claims.role,
+        mme=claims.mme,
+        prescriber=claims.prescriber,
+        pharmacy=claims.pharmacy,
+        n_prescribers=int(claims.n_prescribers),
+        n_pharmacies=int(claims.n_pharmacies),
+    )
+    events = kc.MemberEvents(
+        med_offsets=claims.med_offsets, med_day=claims.med_day, med_mask=claims.med_mask
+    )
+    params = kc.ScoreParams(
+        as_of=np.asarray(days, np.int32),
+        windows=np.asarray(metrics.windows, np.int64),
+        high_dose_floor=float(metrics.high_dose_mme - metrics.tolerance),
+        rolling_days=int(metrics.rolling_days),
+        ed_days=int(metrics.ed_lookback_days),
+        dx_days=int(metrics.dx_lookback_days),
+        ed_bit=1 << CATEGORIES.index("ed_visit"),
+        od_bit=1 << CATEGORIES.index("opioid_overdose"),
+        n_chunks=max(1, min(n_members, n_threads * 8)),
+    )
+    n_windows = len(params.windows)
     # zeroed (fresh zero pages; the kernel writes only what may be non-zero)
-    raw = {
-        "ints": np.zeros((n_int_columns(len(windows)), n), np.int32),
-        "floats": np.zeros((n_float_columns(len(windows)), n), np.float64),
-    }
-    present = np.zeros(n, np.bool_)
-    n_chunks = max(1, min(n_members, n_threads * 8))
+    outputs = kc.ScoreOutputs(
+        ints=np.zeros((n_int_slots(n_windows), n), np.int32),
+        floats=np.zeros((n_float_slots(n_windows), n), np.float64),
+        present=np.zeros(n, np.bool_),
+    )
+    check_kernel_arguments(fills, events, params, outputs)
     if n_members:
-        score_members(
-            claims.fill_offsets,
-            claims.start,
-            claims.end,
-            claims.role,
-            claims.mme,
-            claims.prescriber,
-            claims.pharmacy,
-            claims.med_offsets,
-            claims.med_day,
-            claims.med_mask,
-            np.asarray(days, np.int32),
-            windows,
-            float(metrics.high_dose_mme - metrics.tolerance),
-            int(metrics.rolling_days),
-            int(metrics.ed_lookback_days),
-            int(metrics.dx_lookback_days),
-            1 << CATEGORIES.index("ed_visit"),
-            1 << CATEGORIES.index("opioid_overdose"),
-            claims.n_prescribers,
-            claims.n_pharmacies,
-            n_chunks,
-            raw["ints"],
-            raw["floats"],
-            present,
+        score_members(fills, events, params, outputs)
+    return outputs
+
+
+def check_kernel_arguments(fills, events, params, outputs) -> None:
+    """Check the arguments of :func:`rxrisk.kernels.member_scores.score_members` before the
+    call: every field has the dtype, dimensions and C-contiguity of
+    :data:`rxrisk.kernels.containers.FIELD_TYPES` (another one would silently compile a new
+    specialisation of the kernel), and the shapes agree (the kernel does not check bounds).
+
+    Parameters
+    ----------
+    fills, events, params, outputs : MemberFills, MemberEvents, ScoreParams, ScoreOutputs
+        The kernel's arguments (:mod:`rxrisk.kernels.containers`).
+
+    Raises
+    ------
+    TypeError
+        A container of the wrong class, or a field of the wrong type, dtype, dimensions or
+        memory layout; the message names the field, what it must be and what it is.
+    ValueError
+        Shapes that disagree.
+    """
+    from rxrisk.kernels.layout import n_float_slots, n_int_slots  # lazy: imports numba
+
+    wanted = (kc.MemberFills, kc.MemberEvents, kc.ScoreParams, kc.ScoreOutputs)
+    for box, cls in zip((fills, events, params, outputs), wanted, strict=True):
+        if type(box) is not cls:
+            raise TypeError(f"expected a {cls.__name__}, got {type(box).__name__}")
+        for name, want in kc.FIELD_TYPES[cls].items():
+            _check_field(f"{cls.__name__}.{name}", getattr(box, name), want)
+    for name in ("as_of", "windows"):
+        if not len(getattr(params, name)):
+            raise ValueError(f"ScoreParams.{name} is empty; the kernel needs at least one")
+    n_members = len(fills.fill_offsets) - 1
+    n = max(n_members, 0) * len(params.as_of)
+    n_windows = len(params.windows)
+    sizes = {
+        "MemberFills.fill_offsets": (len(fills.fill_offsets), max(n_members, 0) + 1),
+        "MemberEvents.med_offsets": (len(events.med_offsets), max(n_members, 0) + 1),
+        "ScoreOutputs.ints": (outputs.ints.shape, (n_int_slots(n_windows), n)),
+        "ScoreOutputs.floats": (outputs.floats.shape, (n_float_slots(n_windows), n)),
+        "ScoreOutputs.present": (len(outputs.present), n),
+    }
+    n_fills = int(fills.fill_offsets[-1]) if len(fills.fill_offsets) else 0
+    for name in ("start", "end", "role", "mme", "prescriber", "pharmacy"):
+        sizes[f"MemberFills.{name}"] = (len(getattr(fills, name)), n_fills)
+    n_medical = int(events.med_offsets[-1]) if len(events.med_offsets) else 0
+    for name in ("med_day", "med_mask"):
+        sizes[f"MemberEvents.{name}"] = (len(getattr(events, name)), n_medical)
+    for name, (got, want) in sizes.items():
+        if got != want:
+            raise ValueError(f"{name}: shape (or size) {got} where the other arguments need {want}")
+
+
+def _check_field(name: str, value, want) -> None:
+    """One field of :func:`check_kernel_arguments`: a Python scalar type, or (dtype, ndim)."""
+    if want in (int, float):
+        if type(value) is not want:
+            raise TypeError(f"{name} must be a Python {want.__name__}, not {type(value).__name__}")
+        return
+    dtype, ndim = np.dtype(want[0]), want[1]
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of {dtype}, not {type(value).__name__}")
+    if value.dtype != dtype or value.ndim != ndim or not value.flags.c_contiguous:
+        layout = "C-contiguous" if value.flags.c_contiguous else "not C-contiguous"
+        raise TypeError(
+            f"{name} must be a C-contiguous {ndim}-d array of {dtype}, "
+            f"not a {layout} {value.ndim}-d array of {value.dtype}"
         )
-    return raw, present

@@ -1,0 +1,139 @@
+"""The ``rxrisk`` entry point: parse the arguments, run the command, turn what happens into an
+exit code and one line on stderr (usage and input errors 2, anything else 1, Ctrl-C 130,
+SIGTERM 143), and leave no spill file behind."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from rxrisk.cli.options import build_parser
+from rxrisk.cli.progress import one_line
+from rxrisk.errors import InputError
+
+#: --threads range (more threads than cores are not used: numba caps them at the cores)
+THREADS_RANGE = (1, 1024)
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str | None):
+    """The parser of subcommand ``name`` (``parser`` itself when there is none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            return action.choices[name]
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """Parse ``argv`` with one-line usage errors and the --threads range check.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser of :func:`rxrisk.cli.options.build_parser`.
+    argv : list of str or None
+        The arguments (None: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    tuple
+        ``(args, None)``, or ``(None, exit code)`` after --help, --version, a usage error (one
+        line on stderr) or no arguments at all (the help, exit 0).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.print_help()
+        return None, 0
+    try:
+        args, extra = parser.parse_known_args(argv)
+        sub = _subparser(parser, getattr(args, "command", None))
+        if getattr(args, "config_command", None):
+            sub = _subparser(sub, args.config_command)
+        if extra:
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
+        threads = getattr(args, "threads", None)
+        lo, hi = THREADS_RANGE
+        if threads is not None and not lo <= threads <= hi:
+            sub.error(
+                f"--threads {threads}: out of range; give a whole number between {lo} and {hi:,}"
+            )
+    except SystemExit as exc:
+        code = exc.code
+        return None, (0 if code is None else code if isinstance(code, int) else 2)
+    return args, None
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds the run like KeyboardInterrupt does for SIGINT, so temporary
+    outputs and spill files are removed on the way out (not an Exception: nothing catches it
+    by accident)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not cut clean-up short
+    raise Terminated
+
+
+def _committed() -> int:
+    """Runs whose outputs this process has committed (without importing the writers)."""
+    outputs = sys.modules.get("rxrisk.io.outputs")
+    return getattr(outputs, "committed_runs", 0) if outputs is not None else 0
+
+
+def _interrupted(what: str, before: int) -> None:
+    written = "its outputs were written" if _committed() > before else "no output was written"
+    print(f"rxrisk: {what}; {written}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``rxrisk`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 success; 2 usage or input error (one line on stderr); 1 anything else
+        (one line; ``RXRISK_DEBUG=1`` raises instead); 130 after Ctrl-C; 143 after SIGTERM.
+    """
+    args, code = parse_args(build_parser(), argv)
+    if args is None:
+        return code
+    before = _committed()
+    old_term = None
+    finished = False
+    try:
+        if threading.current_thread() is threading.main_thread():
+            old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        code = args.func(args)
+        finished = True
+        return code
+    except InputError as exc:
+        print(f"rxrisk: error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        _interrupted("interrupted", before)
+        return 130
+    except Terminated:
+        _interrupted("terminated (SIGTERM)", before)
+        return 128 + signal.SIGTERM
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if os.environ.get("RXRISK_DEBUG"):
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"rxrisk: internal error: {type(exc).__name__}: {msg} (set RXRISK_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        spool = sys.modules.get("rxrisk.engines.spool")
+        if not finished and spool is not None:  # spill folders of a store left open mid-way
+            spool.remove_live_spills()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)

@@ -1,0 +1,260 @@
+"""What the command line prints while it works: the progress line on stderr, the run summary
+of the intake (rows read, rejected by reason, warnings) and the first-run notice while numba
+compiles the kernels. Nothing here imports numba, pyarrow or the kernels."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib.util
+import io
+import os
+import pickle
+import sys
+import time
+
+
+class Progress:
+    """Progress on stderr: a line as each stage ends and, on long streaming runs, a running
+    count (rows read, partitions done) with its rate, redrawn in place at most once a second."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.open_line = False
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def __call__(self, stage: str, n: int | None = None) -> None:
+        extra = f" ({n:,} rows)" if n is not None else ""
+        self.end_line()
+        print(
+            f"rxrisk: {stage} done at {self._elapsed():6.1f}s{extra}", file=sys.stderr, flush=True
+        )
+
+    def tick(self, what: str, n: int) -> None:
+        now = self._elapsed()
+        if now - self.last < 1.0:
+            return
+        self.last = now
+        rate = f" ({n / now:,.0f}/s)" if "rows" in what and now > 0 else ""
+        sys.stderr.write(f"\r\x1b[Krxrisk: {what}: {n:,}{rate} at {now:6.1f}s")
+        sys.stderr.flush()
+        self.open_line = True
+
+    def end_line(self) -> None:
+        """End the running count's line, if one is open."""
+        if self.open_line:
+            sys.stderr.write("\n")
+            self.open_line = False
+
+
+def progress_printer(enabled: bool) -> Progress | None:
+    """A :class:`Progress` when progress should show (stderr is a terminal, no --quiet)."""
+    return Progress() if enabled else None
+
+
+def command_progress(args, command: str):
+    """The progress of ``command`` (None where it does not show: stderr is not a terminal, or
+    --quiet), with the first-run notice when its kernels will compile."""
+    return with_notice(progress_printer(not args.quiet and sys.stderr.isatty()), command)
+
+
+def one_line(text: str) -> str:
+    """A message on one line: line breaks inside it (a file name may hold one) are escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def print_intake(args, audit: dict) -> None:
+    """The run summary (rows read, in scope, rejected by reason) and the warnings, on
+    stderr whether or not it is a terminal, unless --quiet."""
+    if args.quiet:
+        return
+    from rxrisk.ingest.intake import summary_lines  # lazy: pulls pyarrow.compute
+
+    names = {"pharmacy": str(args.pharmacy)}
+    if args.medical:
+        names["medical"] = str(args.medical)
+    for line in summary_lines(audit, names):
+        print(one_line(line), file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------- first-run notice
+
+#: The kernel modules each command runs (nested kernels included), for the first-run notice.
+COMMAND_KERNELS = {
+    "score": (
+        "dictionary",
+        "distinct",
+        "events",
+        "fills",
+        "grouping",
+        "member_scores",
+        "strings",
+        "timeline",
+        "windows",
+    ),
+    "edits": ("dictionary", "edits", "fills", "grouping", "strings"),
+    "report": ("strings",),
+}
+#: Rough cold-compile seconds per module on 2 cores (kernels called from another kernel
+#: compile with it and count there).
+COMPILE_SECONDS = {"grouping": 27, "edits": 11, "member_scores": 6, "dictionary": 5, "strings": 3}
+
+
+def _kernels_folder() -> str:
+    """The folder of the kernel sources, found without importing them."""
+    return list(importlib.util.find_spec("rxrisk.kernels").submodule_search_locations)[0]
+
+
+def kernel_cache_dir() -> str:
+    """The folder where numba caches the compiled rxrisk kernels (``NUMBA_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/rxrisk/numba``, as ``rxrisk.kernels._jit`` sets it up), worked out
+    without importing numba or the kernels."""
+    base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "rxrisk",
+        "numba",
+    )
+    src = os.path.abspath(_kernels_folder())
+    # numba's layout: <cache>/<folder name>_<sha1 of the folder path>/<module>.<function>-...
+    return os.path.join(base, f"{os.path.basename(src)}_{hashlib.sha1(src.encode()).hexdigest()}")
+
+
+class _Stub:
+    """Stands for every class while an index file is read: nothing of numba is imported and
+    nothing of the file runs."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
+class _IndexReader(pickle.Unpickler):
+    """Reads a numba index file with every class it names replaced by :class:`_Stub`."""
+
+    def find_class(self, module, name):
+        return _Stub
+
+
+def _index_fresh(index: str, source: str, numba_version: str | None) -> bool:
+    """Whether numba will use the index file ``index`` for kernels of ``source``: written by
+    this numba, for this source file (numba stores a stamp of the source: its sha256 in recent
+    versions, its (mtime, size) in older ones)."""
+    try:
+        with open(index, "rb") as f:  # numba's version, then the pickled (stamp, overloads)
+            written_by = _IndexReader(f).load()
+            stamp = _IndexReader(io.BytesIO(f.read())).load()[0]
+        if numba_version is not None and written_by != numba_version:
+            return False
+        st = os.stat(source)
+        if isinstance(stamp, bytes):
+            with open(source, "rb") as f:
+                return stamp == hashlib.sha256(f.read()).digest()
+        return tuple(stamp) == (st.st_mtime, st.st_size)
+    except Exception:  # noqa: BLE001 - another layout: fall back to the file times
+        try:
+            return os.stat(index).st_mtime >= os.stat(source).st_mtime
+        except OSError:
+            return False
+
+
+def kernels_to_compile(command: str) -> list[str]:
+    """The kernel modules of ``command`` that numba has not cached yet.
+
+    Parameters
+    ----------
+    command : str
+        A subcommand name, e.g. ``"score"``.
+
+    Returns
+    -------
+    list of str
+        The modules with no index file that numba would use for this Python, this numba and
+        these kernel sources: what the next run will compile. Empty when nothing compiles (all
+        cached, JIT disabled, or a command without kernels).
+    """
+    from importlib.metadata import PackageNotFoundError, version  # slow: only when run
+
+    modules = COMMAND_KERNELS.get(command, ())
+    if not modules or os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        return []
+    try:
+        numba_version = version("numba")
+    except PackageNotFoundError:  # pragma: no cover - numba is a dependency
+        numba_version = None
+    cache = kernel_cache_dir()
+    src_dir = _kernels_folder()
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    missing = []
+    for module in modules:
+        source = os.path.join(src_dir, f"{module}.py")
+        indexes = glob.glob(os.path.join(glob.escape(cache), f"{module}.*.{tag}.nbi"))
+        if not any(_index_fresh(index, source, numba_version) for index in indexes):
+            missing.append(module)
+    return missing
+
+
+def compile_notice(command: str) -> str | None:
+    """The first-run line for ``command``.
+
+    Parameters
+    ----------
+    command : str
+        A subcommand name, e.g. ``"score"``.
+
+    Returns
+    -------
+    str or None
+        What to print before numba compiles (with the rough time it takes and, when the cache
+        folder is not writable, how to make it compile only once); None when its kernels are
+        cached.
+    """
+    missing = kernels_to_compile(command)
+    if not missing:
+        return None
+    seconds = sum(COMPILE_SECONDS.get(m, 0) for m in missing)
+    seconds = max(5, 5 * round(seconds / 5))
+    folder = kernel_cache_dir()
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.access(folder, os.W_OK):  # numba then compiles in memory on every run
+        return (
+            f"compiling kernels (about {seconds} s on 2 cores, on every run: {folder} is not "
+            "writable; set NUMBA_CACHE_DIR to a writable folder to compile only once)"
+        )
+    return f"compiling kernels (first run only, about {seconds} s on 2 cores)"
+
+
+class NoticingProgress:
+    """Progress that prints the first-run compile notice when the first stage ends or the
+    first running count comes (numba compiles right after reading starts), then passes
+    everything on to the :class:`Progress` it wraps."""
+
+    def __init__(self, inner: Progress, notice: str):
+        self.inner = inner
+        self.notice = notice
+
+    def _note(self) -> None:
+        if self.notice is not None:
+            self.inner.end_line()
+            print(f"rxrisk: {self.notice}", file=sys.stderr, flush=True)
+            self.notice = None
+
+    def __call__(self, stage: str, n: int | None = None) -> None:
+        self.inner(stage, n)
+        self._note()
+
+    def tick(self, what: str, n: int) -> None:
+        self._note()
+        self.inner.tick(what, n)
+
+
+def with_notice(progress: Progress | None, command: str):
+    """``progress`` wrapped to print the first-run notice when ``command`` will compile (only
+    where progress shows: stderr is a terminal and no --quiet)."""
+    notice = None if progress is None else compile_notice(command)
+    return progress if notice is None else NoticingProgress(progress, notice)

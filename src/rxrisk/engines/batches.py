@@ -1,0 +1,201 @@
+"""Batch readers of the streaming engine: any supported source read batch by batch (Parquet
+file or folder, Arrow IPC, CSV, Arrow table or stream), with the row count when it is known
+before reading, and the command line's choice of streaming by input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.ipc as ipc
+
+from rxrisk.errors import InputError
+from rxrisk.ingest import sources
+
+
+@dataclass
+class BatchSource:
+    """An input read batch by batch: a name for messages, the full schema, the row count
+    when known without reading (Parquet / IPC metadata, tables), and the batches."""
+
+    name: str
+    schema: pa.Schema
+    rows: int | None
+    batches: Iterator[pa.Table]
+
+
+def open_batches(source, *, label: str, batch_rows: int, columns=None) -> BatchSource:
+    """Open ``source`` (as :func:`rxrisk.ingest.sources.read_source` accepts) for batch reading.
+
+    ``columns``: a function of the schema giving the column names to read (None: all).
+    """
+    pick = (lambda schema: schema.names) if columns is None else columns
+    if isinstance(source, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
+        sources.unique_names(source.schema.names, f"{label} input")
+    if isinstance(source, pa.Table):
+        return BatchSource(
+            label,
+            source.schema,
+            source.num_rows,
+            (
+                pa.Table.from_batches([b])
+                for b in source.select(pick(source.schema)).to_batches(batch_rows)
+            ),
+        )
+    if isinstance(source, pa.RecordBatch):
+        return open_batches(
+            pa.Table.from_batches([source]), label=label, batch_rows=batch_rows, columns=columns
+        )
+    if isinstance(source, pa.RecordBatchReader) or (
+        hasattr(source, "__arrow_c_stream__") and not isinstance(source, (str, Path))
+    ):
+        reader = (
+            source
+            if isinstance(source, pa.RecordBatchReader)
+            else pa.RecordBatchReader.from_stream(source)
+        )
+        sources.unique_names(reader.schema.names, f"{label} input")
+        return BatchSource(label, reader.schema, None, _reader_tables(reader, pick))
+    if isinstance(source, (str, Path)):
+        return _open_path(Path(source), label, batch_rows, pick)
+    raise InputError(
+        f"{label} input: cannot read an object of type {type(source).__name__}; "
+        "pass a pyarrow Table, a RecordBatchReader, an Arrow C stream (polars, pandas via pyarrow) or a file path"
+    )
+
+
+def _reader_tables(reader, pick) -> Iterator[pa.Table]:
+    names = pick(reader.schema)
+    for b in reader:
+        yield pa.Table.from_batches([b]).select(names)
+
+
+def _open_path(path: Path, label: str, batch_rows: int, pick) -> BatchSource:
+    if not path.exists():
+        raise InputError(f"{label} input {path}: no such file or folder; check the path")
+    name = path.name.lower()
+
+    def fail(exc) -> InputError:
+        return sources.read_error(path, label, exc)
+
+    try:
+        if path.is_dir() or name.endswith((".parquet", ".pq")):
+            # the scanner reads one batch ahead on Arrow's threads (overlapping the checks of
+            # this batch); no pre-buffering of whole row groups, to keep memory low
+            dataset = sources.parquet_dataset(path, label, pre_buffer=False)
+            schema = dataset.schema
+            rows = dataset.count_rows()
+            batches = dataset.to_batches(
+                columns=pick(schema),
+                batch_size=batch_rows,
+                batch_readahead=1,
+                fragment_readahead=1,
+            )
+        elif name.endswith((".arrow", ".feather", ".ipc")):
+            mm = pa.memory_map(str(path))
+            try:
+                reader = ipc.open_file(mm)
+                schema, rows = reader.schema, reader.count_rows()
+                batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            except pa.ArrowInvalid:
+                mm.seek(0)
+                reader = ipc.open_stream(mm)
+                schema, rows, batches = reader.schema, None, iter(reader)
+            sources.unique_names(schema.names, f"{label} input {path}")
+        elif name.endswith(sources.CSV_SUFFIXES):
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=64 << 20),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=sources.all_text_types(path, label),
+                    strings_can_be_null=False,
+                    null_values=[],
+                ),
+            )
+            schema, rows, batches = reader.schema, None, iter(reader)
+        else:
+            raise InputError(
+                f"{label} input {path}: unknown file type; use .parquet (or a folder of them), .arrow/.feather, or .csv/.csv.gz"
+            )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise fail(exc) from None
+
+    names = pick(schema)
+
+    def tables() -> Iterator[pa.Table]:
+        it = iter(batches)
+        while True:
+            try:
+                b = next(it)
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise fail(exc) from None
+            t = pa.Table.from_batches([b])
+            yield t.select(names) if t.column_names != names else t
+
+    return BatchSource(str(path), schema, rows, tables())
+
+
+#: inputs with at least this many rows are streamed by default on the command line
+AUTO_STREAM_ROWS = 5_000_000
+#: CSV files have no row count: stream from this size on (about 60 bytes a row)
+AUTO_STREAM_CSV_BYTES = 300 << 20
+
+
+def should_stream(source) -> bool:
+    """Whether the CLI streams ``source`` by default: a Parquet file or folder or Arrow IPC
+    file of at least :data:`AUTO_STREAM_ROWS` rows (from metadata, nothing is read), or a
+    CSV file of at least :data:`AUTO_STREAM_CSV_BYTES`. Anything unreadable: False (the
+    reader then reports the problem)."""
+    if not isinstance(source, (str, Path)):
+        return False
+    path = Path(source)
+    name = path.name.lower()
+    try:
+        if path.is_dir() or name.endswith((".parquet", ".pq")):
+            return ds.dataset(path, format="parquet").count_rows() >= AUTO_STREAM_ROWS
+        if name.endswith((".arrow", ".feather", ".ipc")):
+            with pa.memory_map(str(path)) as mm:
+                return ipc.open_file(mm).count_rows() >= AUTO_STREAM_ROWS
+        if name.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
+            return path.stat().st_size >= AUTO_STREAM_CSV_BYTES
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return False
+
+
+def engine_columns(required, optional):
+    def pick(schema: pa.Schema) -> list[str]:
+        return [n for n in schema.names if n in required or n in optional]
+
+    return pick
+
+
+def timed_batches(
+    src: BatchSource, clock, stage: str, label: str
+) -> Iterator[tuple[int, pa.Table]]:
+    """(first row number, batch) pairs of ``src``; time spent waiting on the reader counts as
+    "read", the rest as ``stage``; ``label`` names the running count of rows read."""
+    r0 = 0
+    it = iter(src.batches)
+    empty = True
+    while True:
+        clock.lap(stage, quiet=True)
+        try:
+            t = next(it)
+        except StopIteration:
+            break
+        clock.lap("read", quiet=True)
+        empty = False
+        yield r0, t
+        r0 += t.num_rows
+        clock.tick(f"{label} rows read", r0)
+    if empty:  # no batch at all: still check the schema on zero rows
+        clock.lap("read", quiet=True)
+        yield 0, src.schema.empty_table().select(src.schema.names)
