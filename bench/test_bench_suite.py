@@ -12,10 +12,16 @@ book plus one member with ``RXRISK_BENCH_SKEW_CLAIMS`` (default 1,000,000) overl
 in one year (``bench/bench_edits.py``, cached as ``rxrisk-bench-book-100000-1-skew-<claims>``),
 where ``test_edits_over_score_skewed`` also holds edits / score (interleaved rounds, median of
 the per-round ratios) to its bound in ``bench/bounds.toml``.
+
+``test_bench_start_plumbing`` runs ``bench/bench_start.py`` (start-up figures) once on a tiny
+book with the kernels in Python (``NUMBA_DISABLE_JIT=1``: nothing compiles), checking only its
+plumbing (about 10 s of CPU; not a benchmark, so ``--benchmark-only`` skips it):
+``python -m pytest bench/test_bench_suite.py -k bench_start``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import tomllib
@@ -170,3 +176,31 @@ def test_edits_over_score_skewed(benchmark, skewed_book):
         bound = tomllib.load(f)["edits_over_score_skewed"]["max"]
     benchmark.extra_info["edits_over_score"] = figure
     assert figure["value"] <= bound, figure
+
+
+@pytest.mark.slow
+def test_bench_start_plumbing(tmp_path, monkeypatch, capsys):
+    from bench_start import COMMANDS, compile_seconds, main
+
+    assert compile_seconds({"seconds": {"read": 1.0, "numba_compile": 2.5}}) == 2.5
+    assert compile_seconds({"seconds": {"read": 1.0}, "members_scored": 3}) is None
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")  # inherited by the children: no compile
+    book = tmp_path / "book"
+    generate_book(book, members=50, seed=SEED)
+    out = tmp_path / "start.json"
+    argv = ["--book", str(book), "--start-members", "50", "--repeat", "1", "--json", str(out)]
+    assert main([*argv, "--read-only-runs", "1"]) == 0
+    figures = json.loads(out.read_text())
+    for command in COMMANDS:
+        runs = [figures["cold"][command], *figures["read_only"][command]]
+        runs += figures["warm"][command]["runs"]
+        assert len(runs) == 3
+        for run in runs:
+            assert run["wall_s"] > 0 and run["cpu_s"] > 0, run
+            assert "kernels" in run["stages_s"] and (run["compile_s"] or 0) >= 0, run
+    assert figures["help"]["wall_s"] > 0
+    read = figures["read"]
+    assert read["input_rows"] > 0 and len(read["reads_s"]) == 1
+    assert read["command_over_read"] > 0 and read["stages_over_read"] > 0
+    text = capsys.readouterr().out
+    assert "score, read-only install, run 1" in text and "command / read" in text

@@ -8,13 +8,14 @@ the kernels are compiled in memory on first call, which is slower but correct.
 
 Kernels never read module globals for configuration (numba freezes globals at compile
 time) and never call ``numba.get_num_threads()`` (it disables caching): the thread or chunk
-count is passed in as an argument.
+count is passed in as an argument. :func:`each_chunk` runs a kernel over chunks on threads.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -56,3 +57,22 @@ def ngjit(*args, parallel: bool = False, **kwargs):
     if len(args) == 1 and callable(args[0]):
         return numba.jit(**options)(args[0])
     return numba.jit(*args, **options)
+
+
+def each_chunk(kernel, n_chunks, *args):
+    """Run ``kernel(c, *args)`` for every chunk ``c`` in ``0 .. n_chunks - 1`` on a pool of
+    ``numba.get_num_threads()`` threads (the kernels are ``nogil``: the chunks run at once).
+
+    The parallel drivers of the kernels are this plain Python loop rather than a ``prange``:
+    numba's parallel lowering compiles every driver (and everything it calls) again, which
+    cost most of the first run's compile time. Chunks must write disjoint outputs; the result
+    then does not depend on the thread count.
+    """
+    n_threads = min(numba.get_num_threads(), n_chunks)
+    if n_threads <= 1:
+        for c in range(n_chunks):
+            kernel(c, *args)
+        return
+    with ThreadPoolExecutor(n_threads) as pool:
+        for _ in pool.map(lambda c: kernel(c, *args), range(n_chunks)):
+            pass  # re-raises a chunk's exception

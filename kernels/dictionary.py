@@ -16,7 +16,6 @@ arithmetic stays below 2**64, so the kernels also run as plain Python
 """
 
 import numpy as np
-from numba import prange
 
 from rxrisk.kernels._jit import ngjit
 
@@ -55,10 +54,10 @@ def key_hash(hi, lo, length):
 
 
 @ngjit
-def _byte(data, u, j):
-    """``data[u + j]`` as uint64; unsigned indexing (no negative-index wraparound) lets the
+def _byte(data, u):
+    """``data[u]`` as uint64; unsigned indexing (no negative-index wraparound) lets the
     compiler merge neighbouring byte loads."""
-    return np.uint64(data[u + np.uint64(j)])
+    return np.uint64(data[u])
 
 
 @ngjit
@@ -66,42 +65,44 @@ def key_word(data, s, e):
     """Bytes ``s .. e - 1`` (at most 8) as a big-endian word, zero padded on the right."""
     n = e - s
     u = np.uint64(s) if n > 0 else np.uint64(0)
+    one = np.uint64(1)
     if n >= 8:
+        # positions as uint64 values, not literals: one compile of ``_byte``
         return (
-            (_byte(data, u, 0) << np.uint64(56))
-            | (_byte(data, u, 1) << np.uint64(48))
-            | (_byte(data, u, 2) << np.uint64(40))
-            | (_byte(data, u, 3) << np.uint64(32))
-            | (_byte(data, u, 4) << np.uint64(24))
-            | (_byte(data, u, 5) << np.uint64(16))
-            | (_byte(data, u, 6) << np.uint64(8))
-            | _byte(data, u, 7)
+            (_byte(data, u) << np.uint64(56))
+            | (_byte(data, u + one) << np.uint64(48))
+            | (_byte(data, u + np.uint64(2)) << np.uint64(40))
+            | (_byte(data, u + np.uint64(3)) << np.uint64(32))
+            | (_byte(data, u + np.uint64(4)) << np.uint64(24))
+            | (_byte(data, u + np.uint64(5)) << np.uint64(16))
+            | (_byte(data, u + np.uint64(6)) << np.uint64(8))
+            | _byte(data, u + np.uint64(7))
         )
     w = np.uint64(0)
     for j in range(n):
-        w |= _byte(data, u, j) << np.uint64(56 - 8 * j)
+        w |= _byte(data, u + np.uint64(j)) << np.uint64(56 - 8 * j)
     return w
 
 
-@ngjit(parallel=True)
+@ngjit
 def string_keys(offsets, data, hi, lo, length, n_chunks):
     """Key of every row of one string array without nulls (``hi``, ``lo``, ``length`` are
-    outputs, one per row). Returns the longest length."""
+    outputs, one per row). Returns the longest length.
+
+    A plain loop: a few nanoseconds per row are not worth threads, and a ``prange`` here
+    cost a second of compile time on the first run. ``n_chunks`` is unused (kept for the
+    callers)."""
     n = hi.shape[0]
-    per_chunk = (n + n_chunks - 1) // n_chunks
-    longest = np.zeros(n_chunks, np.int64)
-    for c in prange(n_chunks):
-        top = 0
-        for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
-            s = offsets[i]
-            e = offsets[i + 1]
-            hi[i] = key_word(data, s, e)
-            lo[i] = key_word(data, s + 8, e)
-            length[i] = np.uint64(e - s)
-            if e - s > top:
-                top = e - s
-        longest[c] = top
-    return longest.max()
+    top = 0
+    for i in range(n):
+        s = np.int64(offsets[i])
+        e = np.int64(offsets[i + 1])
+        hi[i] = key_word(data, s, e)
+        lo[i] = key_word(data, s + 8, e)
+        length[i] = np.uint64(e - s)
+        if e - s > top:
+            top = e - s
+    return top
 
 
 @ngjit
@@ -152,8 +153,8 @@ def code_strings(offsets, data, null, codes, out0, table, keys, tails, state):
         s = offsets[i]
         e = offsets[i + 1]
         length = np.uint64(e - s)
-        hi = key_word(data, s, e)
-        lo = key_word(data, s + 8, e)
+        hi = key_word(data, np.int64(s), np.int64(e))
+        lo = key_word(data, np.int64(s + 8), np.int64(e))
         slot = np.intp(key_hash(hi, lo, length) & mask)
         while True:
             c = table[slot]

@@ -11,17 +11,21 @@ cache-friendly passes instead, a radix partition:
 
 1. in input order (parallel over row chunks), each row's payload is computed and written to
    its bucket: a few hundred sequential write streams;
-2. per bucket (parallel; a bucket fits in cache), its members are found with a small hash
-   table and sorted, then a counting sort by member and a stable sort of each member's rows
-   by day put the rows in their final place.
+2. per bucket (parallel over chunks of buckets; a bucket fits in cache), its members are
+   found with a small hash table and sorted, then a counting sort by member and a stable sort
+   of each member's rows by day put the rows in their final place.
 
 Both passes are stable, so rows of one member and day keep their input order.
+
+:func:`group_members` is plain Python: it runs each pass as a small ``nogil`` kernel per
+chunk on threads (``kernels._jit.each_chunk``). Chunks write disjoint slots, so the result
+does not depend on the thread count. There is no ``prange`` here: numba's parallel lowering
+of these loops cost most of the first run's compile time.
 """
 
 import numpy as np
-from numba import prange
 
-from rxrisk.kernels._jit import ngjit
+from rxrisk.kernels._jit import each_chunk, ngjit
 from rxrisk.kernels.fills import covered_of, daily, last_day, supply_days
 
 _SMALL_GROUP = 32  # longer runs of one member are sorted by day with a merge sort
@@ -51,30 +55,24 @@ def _pick(hi, lo, length, select, f):
     return ((v >> select[f, 1]) & select[f, 2]) << select[f, 3]
 
 
-@ngjit(parallel=True)
-def _buckets(hi, lo, length, select, n_buckets, n_chunks, bucket):
-    """Bucket of every row (into ``bucket``), and the rows of each bucket per row chunk.
+@ngjit
+def _bucket_chunk(c, per_chunk, hi, lo, length, select, bucket, counts):
+    """Pass 1 counts for row chunk ``c``: the bucket of each of its rows (into ``bucket``)
+    and its rows per bucket (into ``counts[c]``).
 
     The bucket is the top bits of the compacted key, gathered from at most 4 fields:
     ``select`` (4, 4) holds, per field, the word, shift, mask and place of its bits.
     """
     n = hi.shape[0]
-    per_chunk = (n + n_chunks - 1) // n_chunks
-    counts = np.zeros((n_chunks, n_buckets), np.intp)
-    for c in prange(n_chunks):
-        for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
-            h = hi[i]
-            lw = lo[i]
-            ln = length[i]
-            b = (
-                _pick(h, lw, ln, select, 0)
-                | _pick(h, lw, ln, select, 1)
-                | _pick(h, lw, ln, select, 2)
-                | _pick(h, lw, ln, select, 3)
-            )
-            bucket[i] = b
-            counts[c, np.intp(b)] += 1
-    return counts, per_chunk
+    for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
+        h = hi[i]
+        lw = lo[i]
+        ln = length[i]
+        b = np.uint64(0)
+        for f in range(4):
+            b |= _pick(h, lw, ln, select, f)
+        bucket[i] = b
+        counts[c, np.intp(b)] += 1
 
 
 @ngjit
@@ -94,19 +92,18 @@ def _cursors(counts):
     return cursor, bucket_start
 
 
-@ngjit(parallel=True)
-def _scatter_keys(hi, lo, length, bucket, cursor, per_chunk, keys):
-    """Keys in bucket order (into ``keys``; no payload: extra members)."""
+@ngjit
+def _scatter_keys_chunk(c, per_chunk, cursor, bucket, hi, lo, length, keys):
+    """Pass 1 for extra members, row chunk ``c``: keys in bucket order (into ``keys``)."""
     n = hi.shape[0]
-    for c in prange(cursor.shape[0]):
-        slot = cursor[c].copy()
-        for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
-            b = bucket[i]
-            p = slot[b]
-            slot[b] = p + 1
-            keys[p, 0] = hi[i]
-            keys[p, 1] = lo[i]
-            keys[p, 2] = length[i]
+    slot = cursor[c].copy()
+    for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
+        b = bucket[i]
+        p = slot[b]
+        slot[b] = p + 1
+        keys[p, 0] = hi[i]
+        keys[p, 1] = lo[i]
+        keys[p, 2] = length[i]
 
 
 @ngjit
@@ -146,6 +143,57 @@ def _add_keys(keys, a, z, table, mask, distinct, nd, code, q):
 
 
 @ngjit
+def _stable_order(keys):
+    """The stable sort order of ``keys`` (uint64): insertion-sorted runs of 16, then bottom-up
+    merges. One small kernel for every sort of the grouping (numba's own ``argsort`` compiles
+    a large function per dtype and kind)."""
+    n = keys.shape[0]
+    order = np.empty(n, np.intp)
+    for i in range(n):
+        order[i] = i
+    run = 16
+    for s in range(0, n, run):
+        e = min(s + run, n)
+        for t in range(s + 1, e):
+            x = order[t]
+            k = keys[x]
+            u = t - 1
+            while u >= s and keys[order[u]] > k:
+                order[u + 1] = order[u]
+                u -= 1
+            order[u + 1] = x
+    src = order
+    dst = np.empty(n, np.intp)
+    width = run
+    while width < n:
+        for s in range(0, n, 2 * width):
+            m = min(s + width, n)
+            e = min(s + 2 * width, n)
+            i = s
+            j = m
+            o = s
+            while i < m and j < e:
+                if keys[src[j]] < keys[src[i]]:
+                    dst[o] = src[j]
+                    j += 1
+                else:
+                    dst[o] = src[i]
+                    i += 1
+                o += 1
+            while i < m:
+                dst[o] = src[i]
+                i += 1
+                o += 1
+            while j < e:
+                dst[o] = src[j]
+                j += 1
+                o += 1
+        src, dst = dst, src
+        width *= 2
+    return src
+
+
+@ngjit
 def _local_members(fill_keys, med_keys, extra_keys, ranges, layout, total_bits):
     """Distinct keys of the records of one bucket, sorted, and each record's member.
 
@@ -180,17 +228,21 @@ def _local_members(fill_keys, med_keys, extra_keys, ranges, layout, total_bits):
                 layout[2],
                 np.uint64(total_bits),
             )
-        order = np.argsort(packed)  # distinct keys have distinct compacted keys
+        order = _stable_order(packed)  # distinct keys have distinct compacted keys
     else:
         # stable passes: length, then low word, then high word
         column = np.empty(nd, np.uint64)
         for c in range(nd):
             column[c] = distinct[c, 2]
-        order = np.argsort(column, kind="mergesort")
+        order = _stable_order(column)
         for w in (1, 0):
             for c in range(nd):
                 column[c] = distinct[order[c], w]
-            order = order[np.argsort(column, kind="mergesort")]
+            by_word = _stable_order(column)
+            moved = np.empty(nd, np.intp)
+            for c in range(nd):
+                moved[c] = order[by_word[c]]
+            order = moved
     rank = np.empty(nd, np.int32)
     out = np.empty((nd, 3), np.uint64)
     for r in range(nd):
@@ -228,7 +280,10 @@ def _member_order(member, day, n_members):
     for k in range(n_members):
         e = first[k]
         if e - s > _SMALL_GROUP:
-            by_day = np.argsort(sday[s:e], kind="mergesort")  # stable
+            day_key = np.empty(e - s, np.uint64)
+            for t in range(e - s):  # order-preserving: int32 day + 2**31 as uint64
+                day_key[t] = np.uint64(np.int64(sday[s + t]) + np.int64(2147483648))
+            by_day = _stable_order(day_key)
             rows = order[s:e].copy()
             for t in range(e - s):
                 order[s + t] = rows[by_day[t]]
@@ -249,7 +304,17 @@ def _member_order(member, day, n_members):
     return order, count
 
 
-@ngjit
+def _to_buckets(key, select, n_buckets, n_chunks, bucket):
+    """Pass 1 counts of one kind of row: returns (per-chunk slots of each bucket, start of
+    each bucket, rows per chunk)."""
+    hi, lo, length = key
+    per_chunk = (hi.shape[0] + n_chunks - 1) // n_chunks
+    counts = np.zeros((n_chunks, n_buckets), np.intp)
+    each_chunk(_bucket_chunk, n_chunks, per_chunk, hi, lo, length, select, bucket, counts)
+    cursor, start = _cursors(counts)
+    return cursor, start, per_chunk
+
+
 def group_members(
     fill_key,
     med_key,
@@ -293,48 +358,59 @@ def group_members(
         ``n_members (+ 1)`` rows of ``members`` and the offsets are written.
     n_chunks : int, a few per thread.
     """
-    # np.intp, not a literal 0: a literal would compile the callees twice (for Literal[int]
-    # while the type is being inferred, then for int64)
-    total_bits = np.intp(0)
-    for f in range(layout.shape[1]):
-        total_bits += np.intp(layout[2, f])
-    n_buckets = 1 << bucket_bits
-    f_hi, f_lo, f_len = fill_key
-    m_hi, m_lo, m_len = med_key
-    x_hi, x_lo, x_len = extra_key
-    f_bucket = work.fill_bucket
-    m_bucket = work.med_bucket
-    x_bucket = work.extra_bucket
+    total_bits = int(layout[2].sum())
+    n_buckets = 1 << int(bucket_bits)
+    n_chunks = max(1, int(n_chunks))
 
     # pass 1: fills, medical rows and extra members to their buckets
-    counts, per_chunk = _buckets(f_hi, f_lo, f_len, select, n_buckets, n_chunks, f_bucket)
-    cursor, fill_start = _cursors(counts)
-    _scatter_fills(fill_key, fills, drugs, f_bucket, cursor, per_chunk, work)
-    counts, per_chunk = _buckets(m_hi, m_lo, m_len, select, n_buckets, n_chunks, m_bucket)
-    cursor, med_start = _cursors(counts)
-    _scatter_events(med_key, service_day, category_mask, m_bucket, cursor, per_chunk, work)
-    counts, per_chunk = _buckets(x_hi, x_lo, x_len, select, n_buckets, n_chunks, x_bucket)
-    cursor, extra_start = _cursors(counts)
-    _scatter_keys(x_hi, x_lo, x_len, x_bucket, cursor, per_chunk, work.extra_key)
+    cursor, fill_start, per_chunk = _to_buckets(
+        fill_key, select, n_buckets, n_chunks, work.fill_bucket
+    )
+    each_chunk(
+        _scatter_fills_chunk, n_chunks, per_chunk, cursor, work.fill_bucket, fill_key, fills,
+        drugs, work,
+    )  # fmt: skip
+    cursor, med_start, per_chunk = _to_buckets(
+        med_key, select, n_buckets, n_chunks, work.med_bucket
+    )
+    each_chunk(
+        _scatter_events_chunk, n_chunks, per_chunk, cursor, work.med_bucket, med_key,
+        service_day, category_mask, work,
+    )  # fmt: skip
+    cursor, extra_start, per_chunk = _to_buckets(
+        extra_key, select, n_buckets, n_chunks, work.extra_bucket
+    )
+    x_hi, x_lo, x_len = extra_key
+    each_chunk(
+        _scatter_keys_chunk, n_chunks, per_chunk, cursor, work.extra_bucket, x_hi, x_lo, x_len,
+        work.extra_key,
+    )  # fmt: skip
 
     # pass 2: per bucket, its members, then its rows in final order
-    n_local = _bucket_rows(fill_start, med_start, extra_start, layout, total_bits, work, out)
+    n_local = np.zeros(n_buckets, np.intp)
+    per_chunk = (n_buckets + n_chunks - 1) // n_chunks
+    each_chunk(
+        _sort_buckets, n_chunks, per_chunk, fill_start, med_start, extra_start, layout,
+        total_bits, work, out, n_local,
+    )  # fmt: skip
 
     # members in order, and their offsets
-    first = np.empty(n_buckets + 1, np.intp)
-    first[0] = 0
-    for b in range(n_buckets):
-        first[b + 1] = first[b] + n_local[b]
-    n_members = first[n_buckets]
-    out.fill_offsets[n_members] = f_hi.shape[0]
-    out.med_offsets[n_members] = m_hi.shape[0]
-    _member_slots(fill_start, med_start, extra_start, n_local, first, work, out)
+    first = np.zeros(n_buckets + 1, np.intp)
+    np.cumsum(n_local, out=first[1:])
+    n_members = int(first[n_buckets])
+    out.fill_offsets[n_members] = fill_key[0].shape[0]
+    out.med_offsets[n_members] = med_key[0].shape[0]
+    each_chunk(
+        _member_slots, n_chunks, per_chunk, fill_start, med_start, extra_start, n_local, first,
+        work, out,
+    )  # fmt: skip
     return n_members
 
 
-@ngjit(parallel=True)
-def _scatter_fills(fill_key, fills, drugs, bucket, cursor, per_chunk, work):
-    """Pass 1 for fills: each fill's key and payload (covered days, daily MME) to its slot."""
+@ngjit
+def _scatter_fills_chunk(c, per_chunk, cursor, bucket, fill_key, fills, drugs, work):
+    """Pass 1 for fills, row chunk ``c``: each fill's key and payload (covered days, daily
+    MME) to its slot."""
     r_key = work.fill_key
     r_int = work.fill_ints
     r_mme = work.fill_mme
@@ -343,123 +419,113 @@ def _scatter_fills(fill_key, fills, drugs, bucket, cursor, per_chunk, work):
     day, days_supply, quantity, ref_index, prescriber, pharmacy, input_row = fills
     drug_role, strength, factor, days_per_unit = drugs
     n = f_hi.shape[0]
-    for c in prange(cursor.shape[0]):
-        slot = cursor[c].copy()
-        for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
-            b = bucket[i]
-            p = slot[b]
-            slot[b] = p + 1
-            r = ref_index[i]
-            q = quantity[i]
-            ds = supply_days(days_supply[i], q, days_per_unit[r])
-            s = np.int64(day[i])
-            rl = drug_role[r]
-            r_key[p, 0] = f_hi[i]
-            r_key[p, 1] = f_lo[i]
-            r_key[p, 2] = f_len[i]
-            r_int[p, 0] = s
-            r_int[p, 1] = last_day(s, covered_of(ds))
-            r_int[p, 2] = prescriber[i]
-            r_int[p, 3] = pharmacy[i]
-            r_int[p, 4] = rl
-            r_mme[p] = daily(rl, strength[r], q, ds, factor[r])
-            r_row[p] = input_row[i]
+    slot = cursor[c].copy()
+    for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
+        b = bucket[i]
+        p = slot[b]
+        slot[b] = p + 1
+        r = ref_index[i]
+        q = quantity[i]
+        ds = supply_days(days_supply[i], q, days_per_unit[r])
+        s = np.int64(day[i])
+        rl = drug_role[r]
+        r_key[p, 0] = f_hi[i]
+        r_key[p, 1] = f_lo[i]
+        r_key[p, 2] = f_len[i]
+        r_int[p, 0] = s
+        r_int[p, 1] = last_day(s, covered_of(ds))
+        r_int[p, 2] = prescriber[i]
+        r_int[p, 3] = pharmacy[i]
+        r_int[p, 4] = rl
+        r_mme[p] = daily(rl, strength[r], q, ds, factor[r])
+        r_row[p] = input_row[i]
 
 
-@ngjit(parallel=True)
-def _scatter_events(med_key, service_day, category_mask, bucket, cursor, per_chunk, work):
-    """Pass 1 for medical rows: each row's key, day and category bits to its slot."""
+@ngjit
+def _scatter_events_chunk(c, per_chunk, cursor, bucket, med_key, service_day, category_mask, work):
+    """Pass 1 for medical rows, row chunk ``c``: each row's key, day and category bits to its
+    slot."""
     m_key = work.med_key
     m_day = work.med_day
     m_mask = work.med_mask
     m_hi, m_lo, m_len = med_key
     n = m_hi.shape[0]
-    for c in prange(cursor.shape[0]):
-        slot = cursor[c].copy()
-        for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
-            b = bucket[i]
-            p = slot[b]
-            slot[b] = p + 1
-            m_key[p, 0] = m_hi[i]
-            m_key[p, 1] = m_lo[i]
-            m_key[p, 2] = m_len[i]
-            m_day[p] = service_day[i]
-            m_mask[p] = category_mask[i]
-
-
-@ngjit(parallel=True)
-def _bucket_rows(fill_start, med_start, extra_start, layout, total_bits, work, out):
-    """Pass 2, in parallel over the buckets (:func:`_sort_bucket`). Returns the number of
-    members of each bucket."""
-    n_buckets = fill_start.shape[0] - 1
-    n_local = np.zeros(n_buckets, np.intp)
-    for b in prange(n_buckets):
-        # np.intp: the parallel body may type the loop index as uint64 (a second compile)
-        n_local[b] = _sort_bucket(
-            np.intp(b), fill_start, med_start, extra_start, layout, total_bits, work, out
-        )
-    return n_local
+    slot = cursor[c].copy()
+    for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
+        b = bucket[i]
+        p = slot[b]
+        slot[b] = p + 1
+        m_key[p, 0] = m_hi[i]
+        m_key[p, 1] = m_lo[i]
+        m_key[p, 2] = m_len[i]
+        m_day[p] = service_day[i]
+        m_mask[p] = category_mask[i]
 
 
 @ngjit
-def _sort_bucket(b, fill_start, med_start, extra_start, layout, total_bits, work, out):
-    """Pass 2 for bucket ``b``: its sorted members (into the bucket's member slots of
-    ``work``) and its fills and medical rows in final order (into ``out``). Returns its
-    number of members."""
-    r_int = work.fill_ints
-    ranges = np.empty((3, 2), np.intp)
-    ranges[0, 0] = fill_start[b]
-    ranges[0, 1] = fill_start[b + 1]
-    ranges[1, 0] = med_start[b]
-    ranges[1, 1] = med_start[b + 1]
-    ranges[2, 0] = extra_start[b]
-    ranges[2, 1] = extra_start[b + 1]
-    keys, member = _local_members(
-        work.fill_key, work.med_key, work.extra_key, ranges, layout, total_bits
-    )
-    nd = keys.shape[0]
-    o = fill_start[b] + med_start[b] + extra_start[b]  # room for the bucket's members
-    for k in range(nd):
-        work.member_key[o + k, 0] = keys[k, 0]
-        work.member_key[o + k, 1] = keys[k, 1]
-        work.member_key[o + k, 2] = keys[k, 2]
-    a = fill_start[b]
-    z = fill_start[b + 1]
-    # a contiguous copy of the fill days: the same types as the medical call (one compile)
-    order, count = _member_order(member[: z - a], r_int[a:z, 0].copy(), nd)
-    for k in range(nd):
-        work.member_fills[o + k] = count[k]
-    for q in range(z - a):
-        p = a + order[q]
-        out.start[a + q] = r_int[p, 0]
-        out.end[a + q] = r_int[p, 1]
-        out.prescriber[a + q] = r_int[p, 2]
-        out.pharmacy[a + q] = r_int[p, 3]
-        out.role[a + q] = r_int[p, 4]
-        out.mme[a + q] = work.fill_mme[p]
-        out.row[a + q] = work.fill_row[p]
-    ma = med_start[b]
-    mz = med_start[b + 1]
-    morder, mcount = _member_order(member[z - a : z - a + mz - ma], work.med_day[ma:mz], nd)
-    for k in range(nd):
-        work.member_meds[o + k] = mcount[k]
-    for q in range(mz - ma):
-        p = ma + morder[q]
-        out.med_day[ma + q] = work.med_day[p]
-        out.med_mask[ma + q] = work.med_mask[p]
-    return nd
+def _sort_buckets(
+    c, per_chunk, fill_start, med_start, extra_start, layout, total_bits, work, out, n_local
+):
+    """Pass 2 for the buckets of chunk ``c``: each bucket's sorted members (into its member
+    slots of ``work``; their number into ``n_local``) and its fills and medical rows in final
+    order (into ``out``)."""
+    n_buckets = fill_start.shape[0] - 1
+    for b in range(c * per_chunk, min(n_buckets, (c + 1) * per_chunk)):
+        r_int = work.fill_ints
+        ranges = np.empty((3, 2), np.intp)
+        ranges[0, 0] = fill_start[b]
+        ranges[0, 1] = fill_start[b + 1]
+        ranges[1, 0] = med_start[b]
+        ranges[1, 1] = med_start[b + 1]
+        ranges[2, 0] = extra_start[b]
+        ranges[2, 1] = extra_start[b + 1]
+        keys, member = _local_members(
+            work.fill_key, work.med_key, work.extra_key, ranges, layout, total_bits
+        )
+        nd = keys.shape[0]
+        o = fill_start[b] + med_start[b] + extra_start[b]  # room for the bucket's members
+        for k in range(nd):
+            work.member_key[o + k, 0] = keys[k, 0]
+            work.member_key[o + k, 1] = keys[k, 1]
+            work.member_key[o + k, 2] = keys[k, 2]
+        a = fill_start[b]
+        z = fill_start[b + 1]
+        # a contiguous copy of the fill days: the same types as the medical call (one compile)
+        order, count = _member_order(member[: z - a], r_int[a:z, 0].copy(), nd)
+        for k in range(nd):
+            work.member_fills[o + k] = count[k]
+        for q in range(z - a):
+            p = a + order[q]
+            out.start[a + q] = r_int[p, 0]
+            out.end[a + q] = r_int[p, 1]
+            out.prescriber[a + q] = r_int[p, 2]
+            out.pharmacy[a + q] = r_int[p, 3]
+            out.role[a + q] = r_int[p, 4]
+            out.mme[a + q] = work.fill_mme[p]
+            out.row[a + q] = work.fill_row[p]
+        ma = med_start[b]
+        mz = med_start[b + 1]
+        morder, mcount = _member_order(member[z - a : z - a + mz - ma], work.med_day[ma:mz], nd)
+        for k in range(nd):
+            work.member_meds[o + k] = mcount[k]
+        for q in range(mz - ma):
+            p = ma + morder[q]
+            out.med_day[ma + q] = work.med_day[p]
+            out.med_mask[ma + q] = work.med_mask[p]
+        n_local[b] = nd
 
 
-@ngjit(parallel=True)
-def _member_slots(fill_start, med_start, extra_start, n_local, first, work, out):
-    """The members of every bucket, in order, with their fill and medical offsets."""
+@ngjit
+def _member_slots(c, per_chunk, fill_start, med_start, extra_start, n_local, first, work, out):
+    """The members of the buckets of chunk ``c``, in order, with their fill and medical
+    offsets."""
     local_keys = work.member_key
     local_fills = work.member_fills
     local_meds = work.member_meds
     members = out.members
     fill_offsets = out.fill_offsets
     med_offsets = out.med_offsets
-    for b in prange(n_local.shape[0]):
+    for b in range(c * per_chunk, min(n_local.shape[0], (c + 1) * per_chunk)):
         o = fill_start[b] + med_start[b] + extra_start[b]
         g = first[b]
         fpos = fill_start[b]

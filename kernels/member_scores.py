@@ -1,5 +1,7 @@
 """The parallel driver: every metric of every member for every as-of date, in one pass
-over each member's rows. ``prange`` over chunks of members; each chunk owns its scratch.
+over each member's rows. The chunks of members run on threads (``kernels._jit.each_chunk``);
+each chunk owns its scratch. (A ``prange`` here compiled the whole scoring kernel a second
+time.)
 
 Outputs are column-major (one contiguous row of the output matrix per slot of
 ``kernels.layout``), so the member table takes its columns without copying. The arguments
@@ -8,9 +10,8 @@ are the NamedTuples of ``kernels.containers``; the wrapper is
 """
 
 import numpy as np
-from numba import prange
 
-from rxrisk.kernels._jit import ngjit
+from rxrisk.kernels._jit import each_chunk, ngjit
 from rxrisk.kernels.distinct import covers_horizon, fill_counts
 from rxrisk.kernels.events import any_event_since, medical_lookback
 from rxrisk.kernels.layout import (
@@ -39,13 +40,12 @@ from rxrisk.kernels.timeline import build_timeline, opioid_span
 from rxrisk.kernels.windows import rolling_max, window_sums
 
 
-@ngjit(parallel=True)
 def score_members(fills, events, params, outputs):
     """Compute the metrics of members ``0 .. n_members - 1`` for every as-of date.
 
     The contract of the kernel; ``rxrisk.scoring.run.run_kernels`` is its wrapper (it builds
-    and checks the arguments). The parallel loop only splits the members into
-    ``params.n_chunks`` chunks and hands each to :func:`score_chunk`.
+    and checks the arguments). It only splits the members into ``params.n_chunks`` chunks
+    and runs :func:`score_chunk` on each, on threads.
 
     Parameters
     ----------
@@ -63,8 +63,12 @@ def score_members(fills, events, params, outputs):
     n_members = fills.fill_offsets.shape[0] - 1
     n_chunks = params.n_chunks
     per_chunk = (n_members + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        score_chunk(fills, events, params, outputs, c * per_chunk, (c + 1) * per_chunk)
+    each_chunk(_score_chunk_c, n_chunks, per_chunk, fills, events, params, outputs)
+
+
+def _score_chunk_c(c, per_chunk, fills, events, params, outputs):
+    """:func:`score_chunk` for chunk ``c`` (plain Python: one compiled kernel)."""
+    score_chunk(fills, events, params, outputs, c * per_chunk, (c + 1) * per_chunk)
 
 
 @ngjit

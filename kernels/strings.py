@@ -5,7 +5,6 @@ surrounding space, tab, CR and LF, and a trimmed-empty string counts as null.
 """
 
 import numpy as np
-from numba import prange
 
 from rxrisk.kernels._jit import ngjit
 
@@ -38,12 +37,12 @@ def trimmed_bounds(offsets, data, null, i):
     return s, e
 
 
-@ngjit(parallel=True)
+@ngjit
 def blank_rows(offsets, data, null):
-    """True where a row is null or only whitespace."""
+    """True where a row is null or only whitespace (a plain loop: not worth threads)."""
     n = null.shape[0]
     out = np.empty(n, np.bool_)
-    for i in prange(n):
+    for i in range(n):
         s, e = trimmed_bounds(offsets, data, null, i)
         out[i] = e <= s
     return out
@@ -189,12 +188,12 @@ def match_runs(run_start, offsets, data, null, is_reversal, is_candidate):
     return reversed_, duplicate
 
 
-@ngjit(parallel=True)
+@ngjit
 def hash_strings(offsets, data, null, out):
     """Write into ``out`` the 62-bit hash of each row's trimmed string (the hash of
     :func:`hash_ids`, so equal ids hash alike whatever chunk or batch they come in); -1 for
     null or blank rows."""
     n = null.shape[0]
-    for i in prange(n):
+    for i in range(n):  # a plain loop: not worth threads
         s, e = trimmed_bounds(offsets, data, null, i)
         out[i] = _hash(data, s, e) if e > s else np.int64(-1)

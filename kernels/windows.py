@@ -6,6 +6,8 @@ outside have mme 0 and no opioid coverage), so the work per member follows its o
 not the window lengths; every sum is the one a pass over all the days would give.
 """
 
+import numpy as np
+
 from rxrisk.kernels._jit import ngjit
 from rxrisk.kernels.layout import (
     W_BENZO_OVERLAP,
@@ -61,11 +63,12 @@ def window_sums(
     run = 0
     total = 0.0
     peak = 0.0
-    op_days = 0
-    hd_days = 0
-    bz_days = 0
-    cns_days = 0
-    k = 0
+    # np.intp, not literal zeros: a literal compiles ``_record`` again while types are inferred
+    op_days = np.intp(0)
+    hd_days = np.intp(0)
+    bz_days = np.intp(0)
+    cns_days = np.intp(0)
+    k = np.intp(0)
     d = ia if ia < last else last
     bottom = ia - windows[nw - 1] + 1
     if bottom < first:

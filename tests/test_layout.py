@@ -127,11 +127,11 @@ def test_wrapper_scores_hand_made_claims():
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="no compilation")
 def test_one_specialisation_for_every_call():
-    from rxrisk.kernels.member_scores import score_members
+    from rxrisk.kernels.member_scores import score_chunk  # the compiled kernel of score_members
 
     run_kernels(_claims(), DAYS, METRICS, None)
     run_kernels(_claims(3, n_prescribers=5), [20000], MetricsConfig(windows=[7]), None)
-    assert len(score_members.signatures) == 1
+    assert len(score_chunk.signatures) == 1
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
 from rxrisk.errors import InputError
 from rxrisk.ingest import sources
@@ -158,7 +158,11 @@ def should_stream(source) -> bool:
     path = Path(source)
     name = path.name.lower()
     try:
+        if path.is_file() and name.endswith((".parquet", ".pq")):  # its footer only
+            return pq.read_metadata(path).num_rows >= AUTO_STREAM_ROWS
         if path.is_dir() or name.endswith((".parquet", ".pq")):
+            import pyarrow.dataset as ds  # lazy: slow to import; a folder needs it
+
             return ds.dataset(path, format="parquet").count_rows() >= AUTO_STREAM_ROWS
         if name.endswith((".arrow", ".feather", ".ipc")):
             with pa.memory_map(str(path)) as mm:

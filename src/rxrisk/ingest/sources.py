@@ -12,13 +12,17 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
 from rxrisk.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow.dataset as ds
 
 PHARMACY_REQUIRED = ("member_id", "fill_date", "ndc", "quantity", "days_supply")
 PHARMACY_OPTIONAL = ("prescriber_id", "pharmacy_id", "claim_id", "claim_status")
@@ -85,7 +89,8 @@ def _read_path(path: Path, label: str) -> pa.Table:
     name = path.name.lower()
     try:
         if path.is_dir() or name.endswith((".parquet", ".pq")):
-            return parquet_dataset(path, label).to_table()
+            table = None if path.is_dir() else parquet_file_table(path)
+            return parquet_dataset(path, label).to_table() if table is None else table
         if name.endswith((".arrow", ".feather", ".ipc")):
             with pa.memory_map(str(path)) as src:
                 try:
@@ -314,10 +319,55 @@ def parquet_parts(path: Path) -> list[str]:
     return sorted(files)
 
 
+#: rows per batch of Arrow's dataset scanner (its default ``batch_size``): the chunks of a
+#: table read from a Parquet dataset are its row groups cut into pieces of at most this size
+SCAN_BATCH_ROWS = 1 << 17
+
+
+def parquet_file_table(path: Path) -> pa.Table | None:
+    """One Parquet file read without importing ``pyarrow.dataset`` (slow to import, and it
+    imports pandas when pandas is installed): the same table, chunk for chunk, as
+    ``parquet_dataset(path, label).to_table()`` gives (row groups cut into
+    :data:`SCAN_BATCH_ROWS` pieces, :data:`DICTIONARY_COLUMNS` as dictionaries, one empty
+    chunk when the file holds no rows).
+
+    Returns
+    -------
+    pyarrow.Table or None
+        None when the file is not a plain readable one (a duplicate column name, a read error):
+        the dataset reader then reads it, or reports the problem in its own words.
+    """
+    try:
+        meta = pq.ParquetFile(path).metadata
+        names = meta.schema.to_arrow_schema().names
+        if len(set(names)) != len(names):
+            return None
+        dictionary = [c for c in DICTIONARY_COLUMNS if c in names]
+        file = pq.ParquetFile(path, metadata=meta, read_dictionary=dictionary, pre_buffer=True)
+        batches = []
+        for i in range(file.num_row_groups):
+            part = file.read_row_group(i, use_threads=True)
+            batches += part.to_batches(max_chunksize=SCAN_BATCH_ROWS)
+        if not batches:
+            return file.schema_arrow.empty_table()
+        return pa.Table.from_batches(batches, schema=file.schema_arrow)
+    except Exception:  # noqa: BLE001 - the dataset reader reads it or reports the problem
+        return None
+
+
+def _dataset():
+    """``pyarrow.dataset``, imported where a dataset is read (slow to import: it imports pandas
+    when pandas is installed)."""
+    import pyarrow.dataset as ds  # lazy: slow to import; one Parquet file is read without it
+
+    return ds
+
+
 def parquet_dataset(path: Path, label: str, *, pre_buffer: bool = True) -> ds.Dataset:
     """A Parquet file or folder as one dataset, for the in-memory and the streaming reader:
     parts in path order, the schema of :func:`parquet_schema`, and the low-cardinality text
     columns (:data:`DICTIONARY_COLUMNS`) read as dictionaries."""
+    ds = _dataset()
     fmt = ds.ParquetFileFormat(
         read_options=ds.ParquetReadOptions(dictionary_columns=DICTIONARY_COLUMNS),
         default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=pre_buffer),
@@ -338,7 +388,7 @@ def parquet_schema(path: Path, label: str, fmt: ds.ParquetFileFormat | None = No
     column the engine reads do not unify (text and integer member ids), a duplicate column
     name or an unreadable part is an InputError naming the part files and the column.
     """
-    fmt = fmt or ds.ParquetFileFormat()
+    fmt = fmt or _dataset().ParquetFileFormat()
     where = f"{label} input {show_name(path)}"
     files = parquet_parts(path)
     if not files:

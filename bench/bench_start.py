@@ -1,0 +1,275 @@
+"""Start-up benchmark: ``rxrisk score`` and ``rxrisk edits`` as commands, each run in a child
+process, with its wall time and CPU time (user + system of the child, from ``wait4``).
+
+    python bench/bench_start.py                                  # read ratio on a 100K book
+    python bench/bench_start.py --book /tmp/book1m --repeat 5 --json start.json
+
+Reports, all from this one run on this machine:
+- cold start: ``score`` and ``edits`` on a generated 200-member book (``--start-members``,
+  seed 1), each with an empty numba cache folder (a fresh ``NUMBA_CACHE_DIR``), and the numba
+  compile seconds when the command's audit reports them ("over warm" is the cold wall time
+  less the warm median: the price of the first run);
+- read-only install: the same with no writable cache folder anywhere (``NUMBA_CACHE_DIR``
+  unset, ``HOME`` missing, ``XDG_CACHE_HOME`` under /proc, as the wheel smoke test of .ci/run
+  does), run twice: numba then compiles in memory on every run;
+- warm start: the same commands again with their cache filled, median of ``--repeat`` runs;
+- ``rxrisk --help``, median of ``--repeat`` runs;
+- end to end / read: ``rxrisk score`` as a command (warm cache) on ``--book`` against a pyarrow
+  read of the columns the engine reads of both inputs, in this process, in ``--repeat``
+  interleaved rounds: the median of the per-round ratios (also for the audit's stage seconds,
+  which leave out the start-up).
+
+``--book`` holds ``pharmacy`` and ``medical`` (files or folders of Parquet parts); by default a
+generated 100,000-member book under the temp folder (the same naming as bench/run_bench.py).
+Prints a table; ``--json FILE`` also writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from _common import MEDICAL_COLUMNS, PHARMACY_COLUMNS, ensure_book
+
+COMMANDS = ("score", "edits")
+
+
+def rxrisk_command() -> list[str]:
+    """How to run ``rxrisk``: the console script next to this Python, else ``-m rxrisk.cli``."""
+    script = Path(os.path.normpath(os.path.abspath(sys.executable))).with_name("rxrisk")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "rxrisk.cli"]
+
+
+def _input(book: Path, name: str) -> Path:
+    for candidate in (book / f"{name}.parquet", book / name):
+        if candidate.exists():
+            return candidate
+    raise SystemExit(f"{book}: no {name}.parquet or {name}")
+
+
+def compile_seconds(audit: dict) -> float | None:
+    """The numba compile seconds an audit reports (keys naming "compile" at its top level or in
+    its ``seconds``), or None when it reports none."""
+    found = [
+        value
+        for part in (audit, audit.get("seconds") or {})
+        for key, value in part.items()
+        if "compile" in key and isinstance(value, int | float)
+    ]
+    return round(sum(found), 3) if found else None
+
+
+def run_cli(args: list[str], env: dict[str, str], audit: Path | None = None) -> dict:
+    """Run ``rxrisk ARGS`` in a child process with ``env``.
+
+    Returns
+    -------
+    dict
+        ``wall_s``, ``cpu_s`` (user + system), ``peak_rss_mib`` of the child; with ``audit``
+        (the file its ``--audit`` wrote) also ``stages_s`` and ``compile_s``.
+    """
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(
+            [*rxrisk_command(), *args], env=env, stdout=subprocess.DEVNULL, stderr=err
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"rxrisk {' '.join(args)} failed:\n{err.read().decode()}")
+    figures = {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    }
+    if audit is not None:
+        report = json.loads(audit.read_text())
+        figures["stages_s"] = report.get("seconds")
+        figures["compile_s"] = compile_seconds(report)
+    return figures
+
+
+def command_args(command: str, ph: Path, md: Path, out: Path, opts) -> list[str]:
+    """The arguments of ``rxrisk COMMAND`` on these inputs, writing ``out`` and its audit."""
+    args = [command, str(ph), "--medical", str(md)]
+    if command == "score":
+        args += ["--as-of", opts.as_of]
+    args += ["--out", str(out), "--audit", str(out.with_suffix(".json")), "--quiet"]
+    if opts.threads:
+        args += ["--threads", str(opts.threads)]
+    return args
+
+
+def read_only_env(base: dict[str, str], tmp: Path) -> dict[str, str]:
+    """``base`` with no writable numba cache folder anywhere (like .ci/run's wheel smoke test)."""
+    env = {k: v for k, v in base.items() if k != "NUMBA_CACHE_DIR"}
+    env["HOME"] = str(tmp / "nonexistent-home")
+    env["XDG_CACHE_HOME"] = "/proc/rxrisk-no-cache"
+    return env
+
+
+def median_of(runs: list[dict]) -> dict:
+    """Median wall and CPU seconds of ``runs``, and the runs."""
+    return {
+        "wall_s": round(statistics.median(r["wall_s"] for r in runs), 3),
+        "cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
+        "runs": runs,
+    }
+
+
+def start_figures(tmp: Path, opts) -> tuple[dict, dict[str, str]]:
+    """Cold, read-only and warm start of each command, and ``--help``, on a small book.
+
+    Returns the figures and the environment whose cache the cold ``score`` filled.
+    """
+    book = tmp / "start-book"
+    ensure_book(book, opts.start_members, opts.seed)
+    ph, md = _input(book, "pharmacy"), _input(book, "medical")
+    base = dict(os.environ)
+    envs = {c: dict(base, NUMBA_CACHE_DIR=str(tmp / f"cache-{c}")) for c in COMMANDS}
+
+    def run(command: str, env: dict[str, str]) -> dict:
+        out = tmp / f"{command}.parquet"
+        return run_cli(command_args(command, ph, md, out, opts), env, out.with_suffix(".json"))
+
+    figures: dict = {"start_book_members": opts.start_members, "cold": {}, "read_only": {}}
+    for command in COMMANDS:  # each into its own empty cache folder
+        figures["cold"][command] = run(command, envs[command])
+    ro_env = read_only_env(base, tmp)
+    ro_runs = {c: [] for c in COMMANDS}
+    for _ in range(opts.read_only_runs):
+        for command in COMMANDS:
+            ro_runs[command].append(run(command, ro_env))
+    figures["read_only"] = ro_runs
+    warm_runs = {c: [] for c in COMMANDS}
+    for _ in range(opts.repeat):  # interleaved
+        for command in COMMANDS:
+            warm_runs[command].append(run(command, envs[command]))
+    figures["warm"] = {c: median_of(warm_runs[c]) for c in COMMANDS}
+    figures["help"] = median_of([run_cli(["--help"], envs["score"]) for _ in range(opts.repeat)])
+    return figures, envs["score"]
+
+
+def read_figures(tmp: Path, book: Path, env: dict[str, str], opts) -> dict:
+    """``rxrisk score`` as a command on ``book`` against a pyarrow read of the same columns, in
+    interleaved rounds (warm cache in ``env``)."""
+    ph, md = _input(book, "pharmacy"), _input(book, "medical")
+
+    def read() -> tuple[float, int]:
+        t = time.perf_counter()
+        rows = pq.read_table(ph, columns=PHARMACY_COLUMNS).num_rows
+        rows += pq.read_table(md, columns=MEDICAL_COLUMNS).num_rows
+        return time.perf_counter() - t, rows
+
+    _, rows = read()  # page cache
+    out = tmp / "book-members.parquet"
+    args = command_args("score", ph, md, out, opts)
+    reads, commands = [], []
+    for _ in range(opts.repeat):
+        reads.append(round(read()[0], 3))
+        commands.append(run_cli(args, env, out.with_suffix(".json")))
+        out.unlink(missing_ok=True)
+    stages = [sum((c["stages_s"] or {}).values()) for c in commands]
+    return {
+        "book": str(book),
+        "input_rows": rows,
+        "pyarrow_read_s": round(statistics.median(reads), 3),
+        "score_command": median_of(commands),
+        "command_over_read": round(
+            statistics.median(c["wall_s"] / r for c, r in zip(commands, reads, strict=True)), 2
+        ),
+        "stages_over_read": round(
+            statistics.median(s / r for s, r in zip(stages, reads, strict=True)), 2
+        ),
+        "reads_s": reads,
+    }
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def table(figures: dict) -> str:
+    """The figures as a text table."""
+    lines = [
+        f"{'rxrisk start-up':44} {'wall s':>8} {'CPU s':>8} {'compile s':>10} {'over warm s':>12}"
+    ]
+
+    def row(label: str, fig: dict, warm: dict | None = None) -> None:
+        over = None if warm is None else fig["wall_s"] - warm["wall_s"]
+        lines.append(
+            f"{label:44} {fig['wall_s']:8.2f} {fig['cpu_s']:8.2f} "
+            f"{_seconds(fig.get('compile_s')):>10} {_seconds(over):>12}"
+        )
+
+    members = figures["start_book_members"]
+    for command in COMMANDS:
+        warm = figures["warm"][command]
+        row(f"{command}, cold (empty cache, {members} members)", figures["cold"][command], warm)
+        for i, fig in enumerate(figures["read_only"][command], 1):
+            row(f"{command}, read-only install, run {i}", fig, warm)
+        row(f"{command}, warm (median of {len(warm['runs'])})", warm)
+    row(f"rxrisk --help (median of {len(figures['help']['runs'])})", figures["help"])
+    book = figures["read"]
+    lines += [
+        "",
+        f"book {book['book']} ({book['input_rows']:,} input rows), median of "
+        f"{len(book['reads_s'])} interleaved rounds:",
+        f"  pyarrow read of the engine's columns   {book['pyarrow_read_s']:8.2f} s",
+        f"  rxrisk score as a command (warm cache)  {book['score_command']['wall_s']:8.2f} s "
+        f"(CPU {book['score_command']['cpu_s']:.2f} s)",
+        f"  command / read                          {book['command_over_read']:8.2f}x",
+        f"  audit stages / read (no start-up)       {book['stages_over_read']:8.2f}x",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--book", type=Path, default=None, help="book for the read ratio")
+    p.add_argument("--members", type=int, default=100_000, help="members of the default book")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start-members", type=int, default=200, help="members of the start book")
+    p.add_argument("--as-of", default="2025-12-31")
+    p.add_argument("--repeat", type=int, default=5, help="warm runs and read rounds")
+    p.add_argument("--read-only-runs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = p.parse_args(argv)
+    args.repeat = max(1, args.repeat)
+    book = args.book
+    if book is None:
+        book = Path(tempfile.gettempdir()) / f"rxrisk-book-{args.members}-{args.seed}"
+        ensure_book(book, args.members, args.seed)
+
+    figures = {
+        "command": " ".join(rxrisk_command()),
+        "cores": os.cpu_count(),
+        "threads": args.threads,
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    with tempfile.TemporaryDirectory(prefix="rxrisk-bench-start-") as tmp:
+        start, env = start_figures(Path(tmp), args)
+        figures.update(start)
+        figures["read"] = read_figures(Path(tmp), book, env, args)
+    figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(table(figures))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

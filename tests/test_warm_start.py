@@ -1,0 +1,138 @@
+"""A warm start of ``rxrisk score``, structurally: in a process of its own it imports nothing
+of the commands, engines and readers it does not use (a module never imported costs no time),
+the reader of one Parquet file that keeps ``pyarrow.dataset`` out gives the dataset reader's
+table, and only the command (not a library call of ``main``) freezes its objects for the exit."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rxrisk.ingest import sources
+
+#: modules ``rxrisk score`` (local engine, in memory, Parquet files) must not import
+NOT_FOR_SCORE = (
+    "pyarrow.dataset",
+    "pyspark",
+    "rxrisk.spark",
+    "rxrisk.engines.spark",
+    "rxrisk.edits",
+    "rxrisk.kernels.edits",
+    "rxrisk.reports",
+    "rxrisk.synthetic",
+)
+
+CHILD = """
+import json, sys
+from rxrisk.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def _loaded(modules: list[str], names) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+def test_score_imports_nothing_it_does_not_use(small_book, tmp_path):
+    ph, md = small_book
+    pq.write_table(ph, tmp_path / "ph.parquet")
+    pq.write_table(md, tmp_path / "md.parquet")
+    args = ["score", str(tmp_path / "ph.parquet"), "--medical", str(tmp_path / "md.parquet")]
+    args += ["--as-of", "2025-12-31", "--out", str(tmp_path / "m.parquet"), "--quiet"]
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")  # the same modules load; nothing compiles
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env, check=True
+    )
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["code"] == 0 and (tmp_path / "m.parquet").exists()
+    assert _loaded(out["modules"], NOT_FOR_SCORE) == []
+
+
+FREEZE_CHILD = """
+import gc, sys
+from rxrisk.cli import main
+called = main(sys.argv[1:])  # as a library call (the tests' way): nothing frozen
+frozen_by_call = gc.get_freeze_count()
+command = main()  # as the command: the process exits next
+print(called, command, frozen_by_call, gc.get_freeze_count() > 0)
+"""
+
+
+def test_only_the_command_freezes_its_objects_for_the_exit(small_book, tmp_path):
+    ph, md = small_book
+    pq.write_table(ph, tmp_path / "ph.parquet")
+    pq.write_table(md, tmp_path / "md.parquet")
+    args = ["score", str(tmp_path / "ph.parquet"), "--medical", str(tmp_path / "md.parquet")]
+    args += ["--as-of", "2025-12-31", "--out", str(tmp_path / "m.parquet"), "--quiet"]
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    done = subprocess.run(
+        [sys.executable, "-c", FREEZE_CHILD, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert done.stdout.split() == ["0", "0", "0", "True"]
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    """The table as an Arrow IPC stream: schema and metadata, chunk layout and values."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _claims(n: int) -> pa.Table:
+    i = np.arange(n)
+    table = pa.table(
+        {
+            "member_id": pa.array((i % 977).astype(str)),
+            "ndc": pa.array([f"{k:011d}" if k % 3 else None for k in range(n)]),
+            "claim_status": pa.array(np.where(i % 7 == 0, "R", "P")).dictionary_encode(),
+            "quantity": pa.array(np.where(i % 13 == 0, np.nan, i / 4.0)),
+            "fill_date": pa.array(i.astype("int64"), pa.timestamp("ns", "UTC")),
+        }
+    )
+    return table.replace_schema_metadata({"written by": "test"})
+
+
+@pytest.mark.parametrize(
+    ("rows", "options"),
+    [
+        (1_000, {}),
+        (0, {}),
+        (300_000, {"row_group_size": 1_000_000}),  # one row group cut into scanner batches
+        (300_000, {"row_group_size": 140_000}),  # row groups just over a scanner batch
+        (30_000, {"row_group_size": 7_000, "dictionary_pagesize_limit": 10_000}),
+        (10_000, {"row_group_size": 4_000, "use_deprecated_int96_timestamps": True}),
+    ],
+)
+def test_one_parquet_file_reads_as_the_dataset_reader_reads_it(tmp_path, rows, options):
+    path = tmp_path / "pharmacy.parquet"
+    pq.write_table(_claims(rows), path, **options)
+    fast = sources.parquet_file_table(path)
+    dataset = sources.parquet_dataset(path, "pharmacy").to_table()
+    assert fast is not None
+    assert fast.schema.equals(dataset.schema, check_metadata=True)
+    assert [c.num_chunks for c in fast.columns] == [c.num_chunks for c in dataset.columns]
+    assert _ipc_bytes(fast) == _ipc_bytes(dataset)
+
+
+def test_an_unusual_parquet_file_is_left_to_the_dataset_reader(tmp_path):
+    twice = tmp_path / "twice.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"]), twice)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet")
+    assert sources.parquet_file_table(twice) is None
+    assert sources.parquet_file_table(broken) is None
+    with pytest.raises(sources.InputError, match="appears more than once"):
+        sources.read_source(twice, label="pharmacy")
+    with pytest.raises(sources.InputError, match="cannot be read as Parquet"):
+        sources.read_source(broken, label="pharmacy")
