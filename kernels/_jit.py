@@ -13,6 +13,7 @@ count is passed in as an argument. :func:`each_chunk` runs a kernel over chunks 
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -60,8 +61,9 @@ def ngjit(*args, parallel: bool = False, **kwargs):
 
 
 def each_chunk(kernel, n_chunks, *args):
-    """Run ``kernel(c, *args)`` for every chunk ``c`` in ``0 .. n_chunks - 1`` on a pool of
-    ``numba.get_num_threads()`` threads (the kernels are ``nogil``: the chunks run at once).
+    """Run ``kernel(c, *args)`` for every chunk ``c`` in ``0 .. n_chunks - 1`` on
+    ``numba.get_num_threads()`` threads: the calling thread and a pool of the others, each
+    taking the next chunk until none is left (the kernels are ``nogil``: chunks run at once).
 
     The parallel drivers of the kernels are this plain Python loop rather than a ``prange``:
     numba's parallel lowering compiles every driver (and everything it calls) again, which
@@ -73,6 +75,16 @@ def each_chunk(kernel, n_chunks, *args):
         for c in range(n_chunks):
             kernel(c, *args)
         return
-    with ThreadPoolExecutor(n_threads) as pool:
-        for _ in pool.map(lambda c: kernel(c, *args), range(n_chunks)):
-            pass  # re-raises a chunk's exception
+    next_chunk = itertools.count()  # next() is atomic under the GIL
+
+    def work() -> None:
+        for c in next_chunk:
+            if c >= n_chunks:
+                return
+            kernel(c, *args)
+
+    with ThreadPoolExecutor(n_threads - 1) as pool:
+        helpers = [pool.submit(work) for _ in range(n_threads - 1)]
+        work()
+        for done in helpers:
+            done.result()  # re-raises a chunk's exception
