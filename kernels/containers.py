@@ -97,6 +97,9 @@ class ScoreParams(NamedTuple):
         Category bit of overdoses in ``MemberEvents.med_mask``.
     n_chunks : int
         Number of member chunks of the parallel loop (a few per thread; at least 1).
+    mme_definitions : int
+        1 to compute the optional average-MME definitions of every window (the ``D_*`` slots
+        of ``kernels.layout``, which the outputs then have), 0 not to (nor have them).
     """
 
     as_of: np.ndarray
@@ -108,6 +111,7 @@ class ScoreParams(NamedTuple):
     ed_bit: int
     od_bit: int
     n_chunks: int
+    mme_definitions: int
 
 
 class ScoreOutputs(NamedTuple):
@@ -119,8 +123,9 @@ class ScoreOutputs(NamedTuple):
     ----------
     ints : numpy.ndarray of int32, shape (n_int_slots(n_windows), n_members * k)
         Integer metrics; row ``s`` is slot ``s`` of ``kernels.layout``.
-    floats : numpy.ndarray of float64, shape (n_float_slots(n_windows), n_members * k)
-        Float metrics; row ``s`` is slot ``s`` of ``kernels.layout``.
+    floats : numpy.ndarray of float64
+        Float metrics, shape (n_float_slots(n_windows, mme_definitions), n_members * k); row
+        ``s`` is slot ``s`` of ``kernels.layout``.
     present : numpy.ndarray of bool, shape (n_members * k,)
         Whether the member has a row for that as-of date (a fill or a medical row in reach).
     """
@@ -304,6 +309,7 @@ FIELD_TYPES = {
         "ed_bit": int,
         "od_bit": int,
         "n_chunks": int,
+        "mme_definitions": int,
     },
     ScoreOutputs: {
         "ints": (np.int32, 2),

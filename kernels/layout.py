@@ -9,13 +9,19 @@ starting at ``w * N_WINDOW_FLOATS``; the single slots follow the blocks of all t
 
     ints:   [window 0: 8 counts] [window 1: 8 counts] ... [7 single ints]
     floats: [window 0: 3 mme]    [window 1: 3 mme]    ... [2 single floats]
+            ([window 0: 3 averages] [window 1: 3 averages] ...)
+
+The last blocks, of the optional average-MME definitions, exist only in a run that asks for
+them (``ScoreParams.mme_definitions`` is 1); window ``w``'s starts at
+``n_windows * N_WINDOW_FLOATS + N_SINGLE_FLOATS + w * N_DEFINITION_FLOATS``.
 
 The per-window positions are also the columns of the kernels' per-window scratch ``counts``
 (n_windows, ``N_WINDOW_INTS``) and ``mmes`` (n_windows, ``N_WINDOW_FLOATS``).
 
-The names in ``WINDOW_INTS``, ``WINDOW_FLOATS``, ``SINGLE_INTS`` and ``SINGLE_FLOATS`` say what
-each slot holds; every slot appears in exactly one of them. The row helpers at the end are
-plain Python for the decoder and compile inline into the kernels (``register_jitable``).
+The names in ``WINDOW_INTS``, ``WINDOW_FLOATS``, ``SINGLE_INTS``, ``SINGLE_FLOATS`` and
+``DEFINITION_FLOATS`` say what each slot holds; every slot appears in exactly one of them. The
+row helpers at the end are plain Python for the decoder and compile inline into the kernels
+(``register_jitable``).
 """
 
 from numba.extending import register_jitable
@@ -52,6 +58,13 @@ S_MME_TODAY = 0  # daily MME on the as-of day
 S_MME_ROLLING_MAX = 1  # largest average over ``rolling_days`` consecutive days in the horizon
 N_SINGLE_FLOATS = 2
 
+# -- float slots of each window's average-MME definitions (float64), after the single floats
+# (offset ``n_windows * N_WINDOW_FLOATS + N_SINGLE_FLOATS``), only when asked for ---------------
+D_MME_AVG_WINDOW = 0  # the window's MME total over its length
+D_MME_AVG_SUPPLY = 1  # daily MME x covered days over covered days, opioid fills filled in it
+D_MME_AVG_FILL = 2  # mean daily MME of the opioid fills filled in the window
+N_DEFINITION_FLOATS = 3
+
 #: The ``S_LAST_EMERGENCY`` value of a member without an emergency in the lookback.
 NO_DATE = -(2**31)
 
@@ -77,6 +90,11 @@ SINGLE_INTS = (
     ("category_bits", S_CATEGORY_BITS),
 )
 SINGLE_FLOATS = (("mme_today", S_MME_TODAY), ("mme_rolling_max", S_MME_ROLLING_MAX))
+DEFINITION_FLOATS = (
+    ("mme_avg_window", D_MME_AVG_WINDOW),
+    ("mme_avg_supply", D_MME_AVG_SUPPLY),
+    ("mme_avg_fill", D_MME_AVG_FILL),
+)
 
 
 @register_jitable
@@ -86,9 +104,10 @@ def n_int_slots(n_windows):
 
 
 @register_jitable
-def n_float_slots(n_windows):
-    """Rows of ``floats``: ``N_WINDOW_FLOATS`` per window, then ``N_SINGLE_FLOATS``."""
-    return n_windows * N_WINDOW_FLOATS + N_SINGLE_FLOATS
+def n_float_slots(n_windows, definitions=0):
+    """Rows of ``floats``: ``N_WINDOW_FLOATS`` per window, then ``N_SINGLE_FLOATS``, then
+    (``definitions`` 1) ``N_DEFINITION_FLOATS`` per window."""
+    return n_windows * (N_WINDOW_FLOATS + definitions * N_DEFINITION_FLOATS) + N_SINGLE_FLOATS
 
 
 @register_jitable
@@ -113,3 +132,9 @@ def single_int(n_windows, slot):
 def single_float(n_windows, slot):
     """Row of ``floats`` holding single float ``slot`` (an ``S_*`` of ``SINGLE_FLOATS``)."""
     return n_windows * N_WINDOW_FLOATS + slot
+
+
+@register_jitable
+def definition_float(n_windows, w, slot):
+    """Row of ``floats`` holding average-MME definition ``slot`` (a ``D_*``) of window ``w``."""
+    return n_windows * N_WINDOW_FLOATS + N_SINGLE_FLOATS + w * N_DEFINITION_FLOATS + slot

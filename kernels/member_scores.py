@@ -15,6 +15,7 @@ from rxrisk.kernels._jit import each_chunk, ngjit
 from rxrisk.kernels.distinct import covers_horizon, fill_counts
 from rxrisk.kernels.events import any_event_since, medical_lookback
 from rxrisk.kernels.layout import (
+    N_DEFINITION_FLOATS,
     N_WINDOW_FLOATS,
     N_WINDOW_INTS,
     NO_DATE,
@@ -31,13 +32,14 @@ from rxrisk.kernels.layout import (
     W_OPIOID_FILLS,
     W_PHARMACIES,
     W_PRESCRIBERS,
+    definition_float,
     single_float,
     single_int,
     window_float,
     window_int,
 )
 from rxrisk.kernels.timeline import build_timeline, opioid_span
-from rxrisk.kernels.windows import rolling_max, window_sums
+from rxrisk.kernels.windows import fill_averages, rolling_max, window_sums
 
 
 def score_members(fills, events, params, outputs):
@@ -108,6 +110,7 @@ def score_chunk(fills, events, params, outputs, m0, m1):
     prefix = np.empty(length + 1, np.float64)
     counts = np.zeros((nw, N_WINDOW_INTS), np.int32)
     mmes = np.empty((nw, N_WINDOW_FLOATS), np.float64)
+    averages = np.empty((nw, N_DEFINITION_FLOATS), np.float64)
     seen_prescriber = np.zeros(max(fills.n_prescribers, 1), np.int64)
     seen_pharmacy = np.zeros(max(fills.n_pharmacies, 1), np.int64)
     stamp = 0
@@ -185,6 +188,13 @@ def score_chunk(fills, events, params, outputs, m0, m1):
                             ints[window_int(w, q), r] = counts[w, q]
                         for q in range(N_WINDOW_FLOATS):
                             floats[window_float(w, q), r] = mmes[w, q]
+                    if params.mme_definitions:  # (fills filled in a window cover a timeline day)
+                        fill_averages(
+                            start, end, role, fills.mme, i0, i1, a, windows, mmes, averages
+                        )
+                        for w in range(nw):
+                            for q in range(N_DEFINITION_FLOATS):
+                                floats[definition_float(nw, w, q), r] = averages[w, q]
                 else:  # only the fill counts can be non-zero
                     for w in range(nw):
                         for q in (W_OPIOID_FILLS, W_PRESCRIBERS, W_PHARMACIES, W_BENZO_FILLS):

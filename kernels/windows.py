@@ -1,5 +1,6 @@
 """Window metrics over a member's daily timeline: totals, averages, peaks,
-high-dose days, overlap days and the longest high-dose run, and the rolling maximum.
+high-dose days, overlap days and the longest high-dose run, and the rolling maximum; and the
+optional average-MME definitions of each window (:func:`fill_averages`).
 
 The day arrays cover only the member's opioid days ``first .. last`` of the timeline (days
 outside have mme 0 and no opioid coverage), so the work per member follows its opioid use,
@@ -10,6 +11,9 @@ import numpy as np
 
 from rxrisk.kernels._jit import ngjit
 from rxrisk.kernels.layout import (
+    D_MME_AVG_FILL,
+    D_MME_AVG_SUPPLY,
+    D_MME_AVG_WINDOW,
     W_BENZO_OVERLAP,
     W_CNS_OVERLAP,
     W_HIGH_DOSE_DAYS,
@@ -18,6 +22,7 @@ from rxrisk.kernels.layout import (
     W_MME_TOTAL,
     W_OPIOID_DAYS,
 )
+from rxrisk.kernels.roles import OPIOID
 
 
 @ngjit
@@ -113,6 +118,51 @@ def _record(k, total, peak, op_days, hd_days, bz_days, cns_days, counts, mmes):
     mmes[k, W_MME_TOTAL] = total
     mmes[k, W_MME_AVG] = total / op_days if op_days > 0 else 0.0
     mmes[k, W_MME_PEAK] = peak
+
+
+@ngjit
+def fill_averages(start, end, role, mme, i0, i1, a, windows, mmes, averages):
+    """The optional average-MME definitions of each window ending on day ``a``.
+
+    Fills ``i0 .. i1 - 1`` are one member's, sorted by fill date. One backward pass from the
+    last fill on or before ``a`` (as in ``distinct.fill_counts``); each window's figures are
+    recorded when the pass is below its first day. A fill's covered days are
+    ``end - start + 1``.
+
+    Parameters
+    ----------
+    mmes : float64 array (n_windows, N_WINDOW_FLOATS)
+        The figures of :func:`window_sums` for day ``a`` (column W_MME_TOTAL is read).
+    averages : float64 array (n_windows, N_DEFINITION_FLOATS)
+        Output, per window: D_MME_AVG_WINDOW (the MME total over the window length), and over
+        the opioid fills with a fill day in the window D_MME_AVG_SUPPLY (sum of daily MME x
+        covered days over the sum of covered days) and D_MME_AVG_FILL (mean daily MME); these
+        two are 0 without such fills.
+    """
+    nw = windows.shape[0]
+    j = i1 - 1
+    while j >= i0 and start[j] > a:
+        j -= 1
+    n_fills = 0
+    days = 0
+    dose = 0.0  # sum of daily MME x covered days
+    daily = 0.0  # sum of daily MME
+    k = 0
+    while k < nw:
+        while k < nw and (j < i0 or start[j] < a - windows[k] + 1):
+            averages[k, D_MME_AVG_WINDOW] = mmes[k, W_MME_TOTAL] / windows[k]
+            averages[k, D_MME_AVG_SUPPLY] = dose / days if days > 0 else 0.0
+            averages[k, D_MME_AVG_FILL] = daily / n_fills if n_fills > 0 else 0.0
+            k += 1
+        if k == nw:
+            break
+        if role[j] & OPIOID:
+            ds = end[j] - start[j] + 1
+            n_fills += 1
+            days += ds
+            dose += mme[j] * ds
+            daily += mme[j]
+        j -= 1
 
 
 @ngjit

@@ -28,6 +28,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "ed_days": 90,
     "dx_days": 365,
     "max_days_supply": 365,
+    "mme_definitions": (),
 }
 
 PHARMACY_BUCKETS = ("rejected", "reversal", "reversed", "duplicate", "untracked", "used")
@@ -77,12 +78,26 @@ WINDOW_METRICS = (
 )
 
 
+#: The optional average-MME definitions (SPEC 2 v2), in column order: each adds
+#: ``mme_avg_<name>_{w}d`` right after ``mme_avg_{w}d``.
+MME_DEFINITIONS = ("window", "supply", "fill")
+
+
+def _window_columns(definitions) -> list[str]:
+    names = []
+    for m in WINDOW_METRICS:
+        names.append(m)
+        if m == "mme_avg":
+            names += [f"mme_avg_{d}" for d in MME_DEFINITIONS if d in definitions]
+    return names
+
+
 def column_names(config: dict | None = None) -> list[str]:
     """The member-table columns, in order, for a config."""
     cfg = _config(config)
     cols = ["member_id", "as_of"]
     for w in cfg["windows"]:
-        cols += [f"{m}_{w}d" for m in WINDOW_METRICS]
+        cols += [f"{m}_{w}d" for m in _window_columns(cfg["mme_definitions"])]
     cols += [
         "mme_today",
         "mme_rolling_max",
@@ -607,7 +622,26 @@ class _MemberDays:
         return self.day(d)[0]
 
 
-def _window_metrics(days: _MemberDays, a: int, w: int, high_dose: float) -> dict[str, Any]:
+def _average_definitions(opioid_in: list[Fill], mme_total: float, w: int) -> dict[str, float]:
+    """The three optional average-MME definitions of one window (SPEC 2 v2).
+
+    READING: ``ds`` of the supply definition is the fill's covered days after the patch
+    rewrite (``end - start + 1``), all of them, also those after the as-of date; an opioid
+    fill without an MME factor counts with daily MME 0 (as in ``opioid_fills``), and its
+    MME x ds is 0 even when its days are not finite (an absurd patch quantity).
+    """
+    supply_days = sum(f.end - f.start + 1 for f in opioid_in)
+    dispensed = sum(f.daily_mme * (f.end - f.start + 1) for f in opioid_in if f.daily_mme)
+    return {
+        "mme_avg_window": mme_total / w,
+        "mme_avg_supply": dispensed / supply_days if opioid_in else 0.0,
+        "mme_avg_fill": sum(f.daily_mme for f in opioid_in) / len(opioid_in) if opioid_in else 0.0,
+    }
+
+
+def _window_metrics(
+    days: _MemberDays, a: int, w: int, high_dose: float, definitions=()
+) -> dict[str, Any]:
     first = a - w + 1
     window_days = range(first, a + 1)
     opioid_in = [f for f in days.fills if f.drug_class == "opioid" and first <= f.start <= a]
@@ -630,7 +664,7 @@ def _window_metrics(days: _MemberDays, a: int, w: int, high_dose: float) -> dict
             benzo_overlap += 1
         if opioid and cns:
             cns_overlap += 1
-    return {
+    values = {
         "opioid_fills": len(opioid_in),
         "opioid_prescribers": len({f.prescriber_id for f in opioid_in} - {None}),
         "opioid_pharmacies": len({f.pharmacy_id for f in opioid_in} - {None}),
@@ -642,7 +676,9 @@ def _window_metrics(days: _MemberDays, a: int, w: int, high_dose: float) -> dict
         "benzo_fills": len(benzo_in),
         "benzo_overlap_days": benzo_overlap,
         "cns_overlap_days": cns_overlap,
+        **_average_definitions(opioid_in, mme_total, w),
     }
+    return {name: values[name] for name in _window_columns(definitions)}
 
 
 def _score_one(member_id, a_date, fills, events, cfg) -> dict[str, Any]:
@@ -659,7 +695,7 @@ def _score_one(member_id, a_date, fills, events, cfg) -> dict[str, Any]:
 
     def window(w: int) -> dict[str, Any]:
         if w not in metrics:
-            metrics[w] = _window_metrics(days, a, w, high_dose)
+            metrics[w] = _window_metrics(days, a, w, high_dose, cfg["mme_definitions"])
         return metrics[w]
 
     out: dict[str, Any] = {"member_id": member_id, "as_of": a_date}
@@ -888,6 +924,19 @@ def kernel_fill_counts(start, role, prescriber, pharmacy, a, w):
         sum(1 for i in rows if role[i] & 2),
         sum(1 for i in rows if role[i] & 8),
         sum(1 for i in rows if role[i] & 16),
+    )
+
+
+def kernel_fill_averages(start, end, role, mme, a, w, total):
+    """(mme_total / w, supply-weighted and per-fill average daily MME) of the opioid fills
+    with a fill day in window w; ``total`` is the window's MME total."""
+    op = [i for i in range(len(start)) if a - w + 1 <= start[i] <= a and role[i] & 1]
+    days = sum(int(end[i]) - int(start[i]) + 1 for i in op)
+    dose = sum(float(mme[i]) * (int(end[i]) - int(start[i]) + 1) for i in op)
+    return (
+        total / w,
+        dose / days if op else 0.0,
+        sum(float(mme[i]) for i in op) / len(op) if op else 0.0,
     )
 
 

@@ -256,3 +256,78 @@ def test_docs_stand_on_their_own() -> None:
             if re.search(r"\bSPEC\b|\.\./shared|shared/(SPEC|ARCHITECTURE)", line):
                 bad.append(f"{path.relative_to(REPO)}:{i}: {line.strip()[:80]}")
     assert not bad, "\n".join(bad)
+
+
+# --------------------------------------------------------------------------- rxrisk measures
+
+
+def test_measures_detail_and_summary_columns_are_named() -> None:
+    from rxrisk.quality.detail import DETAIL_COLUMNS
+    from rxrisk.quality.summary import SUMMARY_SCHEMA
+
+    for title, columns in (
+        ("Member detail", list(DETAIL_COLUMNS)),
+        ("Measures summary", SUMMARY_SCHEMA.names),
+    ):
+        names = documented(title)
+        assert set(columns) == names, (
+            f"{DICTIONARY.name} {title}: undocumented {sorted(set(columns) - names)}, "
+            f"documented but absent {sorted(names - set(columns))}"
+        )
+
+
+def test_measures_inputs_are_named() -> None:
+    from rxrisk.ingest.sources import (
+        ELIGIBILITY_OPTIONAL,
+        ELIGIBILITY_REQUIRED,
+        MEMBERS_REQUIRED,
+    )
+    from rxrisk.quality.enrollment_checks import ELIGIBILITY_REASONS, MEMBERS_REASONS
+
+    assert documented("Eligibility input") == set(ELIGIBILITY_REQUIRED + ELIGIBILITY_OPTIONAL)
+    assert documented("Members input") == set(MEMBERS_REQUIRED)
+    lines = "\n".join(_section_lines("Eligibility input") + _section_lines("Members input"))
+    for reason in ELIGIBILITY_REASONS + MEMBERS_REASONS:
+        assert f"(`{reason}`)" in lines or f"`{reason}`: a row" in lines, reason
+
+
+def test_measures_config_keys_and_defaults_are_named() -> None:
+    """Every key of the measures config is in the table, in its table, with its default."""
+    from rxrisk.quality.settings import TABLE_OF, load_measure_settings
+
+    rows = {}
+    for line in _section_lines("Measures config"):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 4 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = (cells[1].strip("`[]"), cells[2])
+    defaults = load_measure_settings().values()
+    assert set(rows) == set(defaults)
+    for key, value in defaults.items():
+        table, shown = rows[key]
+        assert table == TABLE_OF[key], key
+        assert float(shown) == value, (key, shown, value)
+
+
+def test_measures_audit_keys_are_named() -> None:
+    """Every key of a measures audit is documented (its pharmacy and medical blocks in the
+    audit of `score`), and every documented measures key exists."""
+    span = pa.array([dt.date(2024, 1, 1)] * 2, pa.date32())
+    eligibility = pa.table(
+        {"member_id": ["M1", "M2"], "start_date": span, "end_date": pa.nulls(2, pa.date32())}
+    )
+    birth = pa.array([dt.date(1970, 1, 1)] * 2, pa.date32())
+    members = pa.table({"member_id": ["M1", "M2"], "birth_date": birth})
+    result = rxrisk.measures(
+        _pharmacy(), _medical(), eligibility=eligibility, members=members, periods=2025
+    )
+    assert result.detail.num_rows > 0
+    score_keys = documented("Audit", "key")
+    own = documented("Measures audit", "key")
+    keys = _flat_keys(result.audit)
+    for key in keys:
+        names = score_keys if key.split(".")[0] in ("pharmacy", "medical") else own
+        assert _covered(key, names), f"measures audit key missing from {DICTIONARY.name}: {key}"
+    absent = [
+        n for n in own if "*" not in n and not any(re.fullmatch(_pattern(n), k) for k in keys)
+    ]
+    assert not absent, absent

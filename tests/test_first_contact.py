@@ -109,7 +109,7 @@ def test_config_show_unknown_name(capsys):
     assert main(["config", "show", "rulez"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "invalid choice: 'rulez' (choose from 'rules', 'codesets', 'edits')" in err
+    assert "invalid choice: 'rulez' (choose from 'rules', 'codesets', 'edits', 'measures')" in err
 
 
 # ------------------------------------------------------------------ show
@@ -235,7 +235,9 @@ def test_generate_refuses_a_used_folder_or_a_file(tmp_path, capsys):
     assert str(afile) in capsys.readouterr().err and afile.read_text() == "x"
 
     assert main([*argv, str(used), "--force"]) == 0
-    assert sorted(os.listdir(used)) == ["medical.parquet", "notes.txt", "pharmacy.parquet"]
+    assert sorted(os.listdir(used)) == [
+        "eligibility.parquet", "medical.parquet", "members.parquet", "notes.txt", "pharmacy.parquet"
+    ]  # fmt: skip
     first = (used / "pharmacy.parquet").read_bytes()
     assert main([*argv, str(used)]) == 2  # a finished book is a used folder too
     assert main([*argv, str(used), "--force"]) == 0

@@ -32,6 +32,8 @@ from rxrisk.synthetic import (
 
 SMALL = 2_000
 LARGE = 20_000
+_KINDS = ["pharmacy", "medical", "eligibility", "members"]  # the tables, in summary order
+_KINDS_SORTED = sorted(_KINDS)
 
 
 def _read(out):
@@ -104,7 +106,12 @@ def _valid_paid(ph):
 # ---------------------------------------------------------------------------------------------
 def test_files_and_schemas(small):
     out, summary, ph, md = small
-    assert sorted(p.name for p in out.iterdir()) == ["medical.parquet", "pharmacy.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "eligibility.parquet",
+        "medical.parquet",
+        "members.parquet",
+        "pharmacy.parquet",
+    ]
     assert ph.schema.equals(PHARMACY_SCHEMA)
     assert md.schema.equals(MEDICAL_SCHEMA)
     assert [f.name for f in ph.schema] == [
@@ -148,7 +155,7 @@ def test_id_formats(small):
 def test_deterministic(small, tmp_path):
     out, summary, _, _ = small
     again = generate_book(tmp_path / "again", members=SMALL, seed=7)
-    for name in ("pharmacy.parquet", "medical.parquet"):
+    for name in ("pharmacy.parquet", "medical.parquet", "eligibility.parquet", "members.parquet"):
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes()
     assert {k: v for k, v in again.items() if k not in ("seconds", "paths")} == {
         k: v for k, v in summary.items() if k not in ("seconds", "paths")
@@ -443,11 +450,12 @@ def parts_book(tmp_path_factory):
 
 def test_parts_layout(parts_book):
     out, summary = parts_book
-    assert sorted(p.name for p in out.iterdir()) == ["medical", "pharmacy"]  # no temporaries
+    kinds = ["eligibility", "medical", "members", "pharmacy"]
+    assert sorted(p.name for p in out.iterdir()) == kinds  # no temporaries
     names = ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
-    assert _part_files(out / "pharmacy") == names == _part_files(out / "medical")
+    assert all(_part_files(out / kind) == names for kind in kinds)
     assert summary["parts"] == 3 and summary["part_members"] == 2_000
-    assert summary["paths"] == {"pharmacy": str(out / "pharmacy"), "medical": str(out / "medical")}
+    assert summary["paths"] == {kind: str(out / kind) for kind in sorted(kinds, key=_KINDS.index)}
     ph_rows = md_rows = 0
     for p, name in enumerate(names):
         ph = pq.read_table(out / "pharmacy" / name)
@@ -489,7 +497,7 @@ def test_parts_claim_ids_across_the_book(parts_book):
 def test_parts_deterministic(parts_book, tmp_path):
     out, summary = parts_book
     again = generate_book(tmp_path, members=6_000, seed=5, part_members=2_000)
-    for kind in ("pharmacy", "medical"):
+    for kind in ("pharmacy", "medical", "eligibility", "members"):
         for f in sorted((out / kind).iterdir()):
             assert (tmp_path / kind / f.name).read_bytes() == f.read_bytes(), (kind, f.name)
     skip = ("seconds", "paths")
@@ -509,7 +517,7 @@ def test_parts_are_the_single_file_book(tmp_path, monkeypatch):
         "part-00001.parquet",
         "part-00002.parquet",
     ]
-    for kind in ("pharmacy", "medical"):
+    for kind in ("pharmacy", "medical", "eligibility", "members"):
         whole = pq.read_table(tmp_path / "one" / f"{kind}.parquet")
         folder = read_source(tmp_path / "parts" / kind, label=kind).table  # as `score` reads it
         _assert_same_rows(folder, whole)
@@ -549,7 +557,7 @@ def test_parts_replace_and_failure(tmp_path):
     generate_book(tmp_path, members=400, seed=1, part_members=300)
     assert _part_files(tmp_path / "pharmacy") == ["part-00000.parquet", "part-00001.parquet"]
     assert _part_files(tmp_path / "medical") == ["part-00000.parquet", "part-00001.parquet"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["medical", "pharmacy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == _KINDS_SORTED
     # a failure leaves the previous parts as they were and no temporary behind
     before = {f: f.read_bytes() for f in (tmp_path / "pharmacy").iterdir()}
 
@@ -558,7 +566,7 @@ def test_parts_replace_and_failure(tmp_path):
 
     with pytest.raises(RuntimeError, match="interrupted"):
         generate_book(tmp_path, members=900, seed=2, part_members=300, progress=boom)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["medical", "pharmacy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == _KINDS_SORTED
     assert {f: f.read_bytes() for f in (tmp_path / "pharmacy").iterdir()} == before
     # a folder holding anything else is not replaced
     (tmp_path / "medical" / "notes.txt").write_text("mine")

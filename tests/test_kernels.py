@@ -11,7 +11,7 @@ from rxrisk.kernels import roles
 from rxrisk.kernels.distinct import covers_horizon, fill_counts
 from rxrisk.kernels.events import NO_DATE, medical_lookback
 from rxrisk.kernels.timeline import build_timeline, opioid_span
-from rxrisk.kernels.windows import rolling_max, window_sums
+from rxrisk.kernels.windows import fill_averages, rolling_max, window_sums
 
 import naive
 
@@ -125,6 +125,39 @@ def test_fill_counts_match_reference(rows, a):
     assert covers_horizon(start, end, 0, len(start), a, int(WINDOWS[-1])) == any(
         s <= a and e >= first for s, e in zip(start, end, strict=True)
     )
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(fill_rows, st.integers(-3, 40))
+def test_fill_averages_match_reference(rows, a):
+    start, end, role, mme, _, _ = _fills(rows)
+    mmes = np.zeros((3, 3), np.float64)
+    mmes[:, 0] = [12.5, 0.0, 731.0]  # the windows' MME totals (W_MME_TOTAL)
+    averages = np.full((3, 3), 7.0)
+    fill_averages(start, end, role, mme, 0, len(start), a, WINDOWS, mmes, averages)
+    for k, w in enumerate(WINDOWS):
+        want = naive.kernel_fill_averages(start, end, role, mme, a, int(w), mmes[k, 0])
+        for got, value in zip(averages[k], want, strict=True):
+            assert math.isclose(got, value, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_fill_averages_window_edges():
+    # opioid fills on a-w (out), a-w+1 (in), a (in), a+1 (out) for w = 3, a = 10, and a benzo
+    start = np.array([7, 8, 9, 10, 11], np.int32)
+    end = start + np.array([29, 9, 4, 0, 99], np.int32)  # 30, 10, 5, 1 and 100 covered days
+    role = np.array([1, 1, 2, 1, 1], np.uint8)
+    mme = np.array([15.0, 60.0, 0.0, 90.0, 1000.0])
+    mmes = np.zeros((3, 3), np.float64)
+    mmes[:, 0] = [300.0, 700.0, 1000.0]
+    averages = np.zeros((3, 3), np.float64)
+    fill_averages(start, end, role, mme, 0, len(start), 10, WINDOWS, mmes, averages)
+    assert averages[0].tolist() == [100.0, (600.0 + 90.0) / 11, 75.0]
+    # windows 7 and 10 also hold the fill on day 7, the day before window 3's first day
+    want = [(450.0 + 600.0 + 90.0) / 41, (15.0 + 60.0 + 90.0) / 3]
+    assert averages[1].tolist() == [100.0, *want] and averages[2].tolist() == [100.0, *want]
+    averages[:] = 7.0
+    fill_averages(start, end, role, mme, 0, len(start), 6, WINDOWS, mmes, averages)
+    assert averages[:, 1:].tolist() == [[0.0, 0.0]] * 3  # no fill on or before day 6
 
 
 def test_fill_counts_window_edges():
@@ -250,7 +283,7 @@ def test_parallel_sort_matches_numpy(values, n_chunks, shift):
     assert np.array_equal(sort_keys(keys, n_chunks), np.sort(keys))
 
 
-def _scores(members, med, as_of, floor, rolling_days=4):
+def _scores(members, med, as_of, floor, rolling_days=4, definitions=0):
     """Run the member driver on per-member fill rows and medical rows."""
     from rxrisk.kernels.containers import MemberEvents, MemberFills, ScoreOutputs, ScoreParams
     from rxrisk.kernels.layout import n_float_slots, n_int_slots
@@ -265,7 +298,7 @@ def _scores(members, med, as_of, floor, rolling_days=4):
     med_mask = np.array([m for rows in med_rows for _, m in rows], np.uint8)
     n = len(members) * len(as_of)
     ints = np.zeros((n_int_slots(3), n), np.int32)
-    floats = np.zeros((n_float_slots(3), n), np.float64)
+    floats = np.zeros((n_float_slots(3, definitions), n), np.float64)
     present = np.zeros(n, np.bool_)
     score_members(
         MemberFills(fill_offsets, *arrays, n_prescribers=8, n_pharmacies=8),
@@ -280,6 +313,7 @@ def _scores(members, med, as_of, floor, rolling_days=4):
             ed_bit=1,
             od_bit=2,
             n_chunks=3,
+            mme_definitions=definitions,
         ),
         ScoreOutputs(ints, floats, present),
     )
@@ -292,12 +326,16 @@ def _scores(members, med, as_of, floor, rolling_days=4):
     st.lists(st.tuples(st.integers(0, 40), st.integers(1, 7)), max_size=6),
     st.lists(st.integers(10, 35), min_size=1, max_size=3, unique=True),
     st.sampled_from([90.0 - 1e-9, 45.0, -1e-9, 0.0]),
+    st.sampled_from([0, 1]),
 )
-def test_member_driver_matches_reference(members, med, as_of, floor):
+def test_member_driver_matches_reference(members, med, as_of, floor, definitions):
     as_of = sorted(as_of)
     h = int(WINDOWS[-1])
     meds = [med] + [[] for _ in members[1:]]
-    parts, med_rows, ints, floats, present = _scores(members, meds, as_of, floor)
+    parts, med_rows, ints, floats, present = _scores(
+        members, meds, as_of, floor, definitions=definitions
+    )
+    assert floats.shape[0] == 11 + 9 * definitions
     lo = as_of[0] - h + 1
     for m, (start, end, role, mme, presc, pharm) in enumerate(parts):
         # the driver keeps timeline figures at 0 for a member without opioid coverage
@@ -323,6 +361,11 @@ def test_member_driver_matches_reference(members, med, as_of, floor):
                 got = floats[k * 3 : k * 3 + 3, r]
                 for g, want in zip(got, (total, avg, peak), strict=True):
                     assert math.isclose(g, want, rel_tol=1e-9, abs_tol=1e-9)
+                if definitions:  # after the 9 window and 2 single floats
+                    want = naive.kernel_fill_averages(start, end, role, mme, a, int(w), total)
+                    got = floats[11 + k * 3 : 11 + k * 3 + 3, r]
+                    for g, value in zip(got, want, strict=True):
+                        assert math.isclose(g, value, rel_tol=1e-9, abs_tol=1e-9)
             assert math.isclose(floats[9, r], series[-1], rel_tol=1e-9, abs_tol=1e-9)
             rolling = naive.kernel_rolling_max(series, h, 4) if covered else 0.0
             assert math.isclose(floats[10, r], rolling, rel_tol=1e-9, abs_tol=1e-9)

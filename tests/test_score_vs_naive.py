@@ -9,11 +9,14 @@ from __future__ import annotations
 import math
 import os
 
+import msgspec
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import rxrisk
+from rxrisk.config.rules import load_rules
 
 from cases import (
     CASES,
@@ -27,7 +30,7 @@ from cases import (
     reference_table,
     scenarios,
 )
-from naive import FLAGS, column_names, naive_score
+from naive import FLAGS, MME_DEFINITIONS, column_names, naive_score
 
 REF = reference_dict()
 EXAMPLES = int(os.environ.get("RXRISK_HYPOTHESIS_EXAMPLES", "100"))
@@ -44,7 +47,16 @@ HYPOTHESIS_SETTINGS = settings(
 )
 
 
-def engine(case: Case):
+def rules_with(definitions) -> rxrisk.config.rules.RuleSet | None:
+    """The default rule set with ``[metrics] mme_definitions = definitions`` (None: default)."""
+    if not definitions:
+        return None
+    rules = load_rules()
+    metrics = msgspec.structs.replace(rules.metrics, mme_definitions=list(definitions))
+    return msgspec.structs.replace(rules, metrics=metrics)
+
+
+def engine(case: Case, definitions=()):
     pharmacy = pharmacy_table(case.pharmacy, case.member_type)
     medical = None if case.medical is None else medical_table(case.medical, case.member_type)
     # random books hold far more bad rows than a real book: no intake stop here (it has its
@@ -54,12 +66,14 @@ def engine(case: Case):
         medical,
         as_of=list(case.as_of),
         reference=reference_table(),
+        rules=rules_with(definitions),
         max_reject_share=1.0,
     )
 
 
-def oracle(case: Case):
-    return naive_score(case.pharmacy, case.medical, case.as_of, REF)
+def oracle(case: Case, definitions=()):
+    config = {"mme_definitions": tuple(definitions)} if definitions else None
+    return naive_score(case.pharmacy, case.medical, case.as_of, REF, config)
 
 
 def _same(got, want) -> bool:
@@ -78,9 +92,9 @@ def assert_members_equal(got_rows: list[dict], want_rows: list[dict]) -> None:
         assert not diffs, f"{want['member_id']} @ {want['as_of']}: (engine, naive) {diffs}"
 
 
-def assert_schema(members: pa.Table, member_type: str) -> None:
+def assert_schema(members: pa.Table, member_type: str, definitions=()) -> None:
     schema = members.schema
-    assert schema.names == column_names()
+    assert schema.names == column_names({"mme_definitions": tuple(definitions)})
     want_member = pa.int64() if member_type == "int64" else pa.string()
     assert schema.field("member_id").type == want_member
     for name in ("as_of", "last_emergency_date"):
@@ -96,10 +110,10 @@ def assert_schema(members: pa.Table, member_type: str) -> None:
             assert pa.types.is_integer(f.type), f.name
 
 
-def assert_engine_matches(case: Case) -> None:
-    want = oracle(case)
-    result = engine(case)
-    assert_schema(result.members, case.member_type)
+def assert_engine_matches(case: Case, definitions=()) -> None:
+    want = oracle(case, definitions)
+    result = engine(case, definitions)
+    assert_schema(result.members, case.member_type, definitions)
     assert_members_equal(result.members.to_pylist(), want.members)
     for block in ("pharmacy", "medical"):
         got_block = {k: result.audit[block][k] for k in AUDIT_BLOCK_KEYS}
@@ -163,6 +177,31 @@ def test_random_books(case):
 @given(scenarios(max_members=2, max_fills=8))
 def test_random_small_books(case):
     assert_engine_matches(case)
+
+
+def test_hand_cases_with_every_average_mme_definition():
+    # listed out of column order: the columns come in the same place whatever the order
+    dates = [day(-200), day(-31), day(0), day(45), day(200)]
+    for case in CASES.values():
+        several = Case(case.name + "@several", case.pharmacy, case.medical, dates, case.member_type)
+        for one in (case, several):
+            assert_engine_matches(one, ("fill", "window", "supply"))
+
+
+#: Any subset of the definitions, in any order.
+DEFINITION_LISTS = st.lists(st.sampled_from(MME_DEFINITIONS), min_size=1, max_size=3, unique=True)
+
+
+@settings(HYPOTHESIS_SETTINGS, max_examples=max(10, EXAMPLES // 2))
+@given(scenarios(), DEFINITION_LISTS)
+def test_random_books_with_average_mme_definitions(case, definitions):
+    assert_engine_matches(case, definitions)
+
+
+@settings(HYPOTHESIS_SETTINGS, max_examples=max(10, EXAMPLES // 2))
+@given(scenarios(max_members=2, max_fills=8), DEFINITION_LISTS)
+def test_random_small_books_with_average_mme_definitions(case, definitions):
+    assert_engine_matches(case, definitions)
 
 
 @settings(

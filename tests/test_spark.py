@@ -42,6 +42,7 @@ from cases import (
     reference_table,
     scenarios,
 )
+from test_score_vs_naive import rules_with
 
 pytestmark = [
     pytest.mark.slow,
@@ -149,6 +150,12 @@ def test_all_hand_cases_in_one_book_over_several_files(spark, scratch):
     # Every string-keyed hand case at once, spread over 5 files (so a member's rows sit in
     # different files and partitions).
     _compare(spark, scratch, combined_book(), parts=5)
+
+
+def test_average_mme_definitions(spark, scratch):
+    # [metrics] mme_definitions adds columns: Spark plans and fills the same table
+    rules = rules_with(["supply", "fill", "window"])
+    _compare(spark, scratch, combined_book(), parts=3, rules=rules)
 
 
 def test_claim_ids_across_members_and_files(spark, scratch):

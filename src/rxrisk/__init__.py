@@ -1,6 +1,7 @@
 """rxrisk: opioid-risk scoring of pharmacy and medical claims.
 
-The public face is :func:`score` (Arrow in, Arrow out) and :class:`Result`. Importing
+The public face is :func:`score` (Arrow in, Arrow out) and :class:`Result`, with
+:func:`replay_edits` and :func:`measures` (:class:`MeasureResult`). Importing
 this package does not import numba: the kernels load on the first call that needs them.
 """
 
@@ -10,13 +11,22 @@ from typing import TYPE_CHECKING
 
 from rxrisk.version import __version__
 
-__all__ = ["InputError", "Result", "__version__", "replay_edits", "score"]
+__all__ = [
+    "InputError",
+    "MeasureResult",
+    "Result",
+    "__version__",
+    "measures",
+    "replay_edits",
+    "score",
+]
 
 from rxrisk.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from rxrisk.api import Result, score
     from rxrisk.edits import replay_edits
+    from rxrisk.quality.run import MeasureResult, measures
 
 
 def __getattr__(name: str):
@@ -28,4 +38,8 @@ def __getattr__(name: str):
         from rxrisk import edits  # lazy: numba loads on the first call, not on import
 
         return edits.replay_edits
+    if name in ("measures", "MeasureResult"):
+        from rxrisk.quality import run  # lazy: numba loads on the first call, not on import
+
+        return getattr(run, name)
     raise AttributeError(f"module 'rxrisk' has no attribute {name!r}")

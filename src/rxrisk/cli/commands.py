@@ -28,6 +28,7 @@ CONFIG_FILES = {
     "rules": ("rules", "default.toml"),
     "codesets": ("codesets", "default.toml"),
     "edits": ("rules", "edits.toml"),
+    "measures": ("measures", "default.toml"),
 }
 
 
@@ -214,9 +215,9 @@ def _prepare_book_folder(args) -> None:
     )
 
     check_target(args.out, "--out", folder=True, parents=True)
-    names = (
-        ("pharmacy", "medical") if args.part_members else ("pharmacy.parquet", "medical.parquet")
-    )
+    names = ("pharmacy", "medical", "eligibility", "members")
+    if not args.part_members:
+        names = tuple(f"{name}.parquet" for name in names)
     for name in names:  # a file where a folder goes, or the other way round
         path = os.path.join(args.out, name)
         if os.path.exists(path) and os.path.isdir(path) != (args.part_members is not None):
@@ -228,7 +229,8 @@ def _prepare_book_folder(args) -> None:
     if not args.force and os.path.isdir(args.out) and os.listdir(args.out):
         raise InputError(
             f"--out {args.out}: folder is not empty; give a new or empty folder, or add --force "
-            "to write the book into it (its pharmacy and medical files are replaced)"
+            "to write the book into it (its pharmacy, medical, eligibility and members files are "
+            "replaced)"
         )
     os.makedirs(args.out, exist_ok=True)
 

@@ -15,6 +15,7 @@ from rxrisk.cli.commands import (
     cmd_report,
     cmd_show,
 )
+from rxrisk.cli.measures import cmd_measures
 from rxrisk.cli.score import cmd_score
 from rxrisk.version import __version__
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_show(sub)
     _add_config(sub)
     _add_report(sub)
+    _add_measures(sub)
     return p
 
 
@@ -257,10 +259,13 @@ def _add_generate(sub) -> None:
         "generate",
         help="write a seeded synthetic book of business",
         description=(
-            "Write pharmacy.parquet and medical.parquet for a synthetic book of business, or with "
-            "--part-members the folders pharmacy/ and medical/ of Parquet parts. Members are "
-            "generated and written in blocks of 100,000, so memory does not grow with N in "
-            "either layout: without --part-members the output is one file per table whatever N."
+            "Write pharmacy.parquet, medical.parquet, eligibility.parquet and members.parquet "
+            "for a synthetic book of business, or with --part-members the folders pharmacy/, "
+            "medical/, eligibility/ and members/ of Parquet parts. The claims are dated in 2025; "
+            "measure the book with 'rxrisk measures ... --year 2025' (eligibility gaps, joiners, "
+            "leavers and product switches fall in that year). Members are generated and "
+            "written in blocks of 100,000, so memory does not grow with N in either layout: "
+            "without --part-members the output is one file per table whatever N."
         ),
     )
     g.add_argument("--members", type=int, required=True, metavar="N", help="members to generate")
@@ -311,20 +316,25 @@ def _add_show(sub) -> None:
 def _add_config(sub) -> None:
     c = sub.add_parser(
         "config",
-        help="print a packaged default file (rules, code sets, edits) to copy and edit",
+        help="print a packaged default file (rules, code sets, edits, measures) to copy and edit",
         description="Print a packaged default configuration file, e.g. 'rxrisk config show "
-        "rules > my-rules.toml', then edit it and pass it with --rules (--codesets, --edits).",
+        "rules > my-rules.toml', then edit it and pass it with --rules (--codesets, --edits, "
+        "'rxrisk measures --config').",
     )
     csub = c.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     cs = csub.add_parser(
         "show",
-        help="print a default file: rules, codesets or edits",
+        help="print a default file: rules, codesets, edits or measures",
         description="Print a packaged default file: rules (the scoring rules and thresholds, "
-        "for --rules), codesets (the medical code sets, for --codesets) or edits (the safety-edit "
-        "thresholds, for 'rxrisk edits --edits').",
+        "for --rules), codesets (the medical code sets, for --codesets), edits (the safety-edit "
+        "thresholds, for 'rxrisk edits --edits') or measures (the thresholds of the standard "
+        "measures, for 'rxrisk measures --config').",
     )
     cs.add_argument(
-        "name", choices=tuple(CONFIG_FILES), metavar="NAME", help="rules, codesets or edits"
+        "name",
+        choices=tuple(CONFIG_FILES),
+        metavar="NAME",
+        help="rules, codesets, edits or measures",
     )
     c.set_defaults(func=cmd_config)
 
@@ -379,3 +389,78 @@ def _add_report(sub) -> None:
     r.add_argument("--out", required=True, metavar="DIR", help="report folder (created)")
     _add_run_options(r, threads=False)
     r.set_defaults(func=cmd_report)
+
+
+def _add_measures(sub) -> None:
+    m = sub.add_parser(
+        "measures",
+        help="standard opioid measures (PQA- and HEDIS-style rates) per period and product",
+        description="Measure the standard opioid measures (high dose, multiple prescribers and "
+        "pharmacies, opioid + benzodiazepine, continued use) for each period: a summary of "
+        "rates per measure and product (--out), and optionally the member detail, the audit "
+        "and an HTML report. Members count when continuously enrolled (--eligibility) and of "
+        "age (--members).",
+    )
+    m.add_argument("pharmacy", metavar="PHARMACY", help=HELP_PHARMACY)
+    m.add_argument(
+        "--medical",
+        metavar="FILE",
+        help="medical events (long format); hospice/palliative, cancer and sickle-cell codes "
+        "exclude members from the denominators",
+    )
+    m.add_argument(
+        "--eligibility",
+        required=True,
+        metavar="FILE",
+        help="enrollment spans: member_id, start_date, end_date (empty: open-ended), optional "
+        "product; same file kinds as PHARMACY",
+    )
+    m.add_argument(
+        "--members",
+        required=True,
+        metavar="FILE",
+        help="member_id and birth_date; a member without a valid row is in no denominator",
+    )
+    when = m.add_mutually_exclusive_group(required=True)
+    when.add_argument(
+        "--year", metavar="Y[,Y...]", help="calendar years to measure, e.g. 2025 or 2024,2025"
+    )
+    when.add_argument(
+        "--period",
+        metavar="A:B[,A:B...]",
+        help="periods to measure, both ends inclusive, YYYY-MM-DD or YYYYMMDD, e.g. "
+        "2025-01-01:2025-06-30",
+    )
+    _add_config_options(
+        m,
+        rules_help="scoring rule file (TOML): its max_days_supply and factor_edition shape the "
+        "claims as in 'rxrisk score'; default: the packaged one",
+    )
+    m.add_argument(
+        "--config",
+        metavar="FILE",
+        help="measures file (TOML) with the thresholds of the measures; default: the packaged "
+        "one, which 'rxrisk config show measures' prints",
+    )
+    m.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="summary of rates per period, measure and product; format from extension: "
+        ".parquet, .csv, .arrow",
+    )
+    m.add_argument(
+        "--detail",
+        metavar="FILE",
+        help="member detail: one row per member and period eligible for any measure "
+        "(.parquet, .csv, .arrow)",
+    )
+    m.add_argument(
+        "--report", metavar="DIR", help="HTML report of the rates: DIR/index.html (DIR is made)"
+    )
+    m.add_argument(
+        "--quarantine", metavar="FILE", help="write rejected rows (with reject_reason) here"
+    )
+    _add_streaming_options(m)
+    _add_run_options(m)
+    m.set_defaults(func=cmd_measures)

@@ -21,7 +21,7 @@ import numpy as np
 
 from rxrisk.config.reference import EDITIONS
 from rxrisk.config.resources import data_path
-from rxrisk.config.schema import metric_fields
+from rxrisk.config.schema import MME_DEFINITIONS, metric_fields
 from rxrisk.errors import TOML_TOO_DEEP, InputError
 
 
@@ -37,6 +37,7 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     factor_edition: str = "cdc2022"
     tolerance: float = 1e-9
     max_reject_share: float = 0.25
+    mme_definitions: list[str] = msgspec.field(default_factory=list)
 
     @property
     def horizon(self) -> int:
@@ -62,8 +63,14 @@ class RuleSet(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     def digest(self) -> str:
         """Stable sha256 of the rule content (not of its file name)."""
+        metrics = msgspec.to_builtins(self.metrics)
+        # no definitions: the digest of the rule files written before they existed; else in
+        # column order (the order of the list changes nothing)
+        named = metrics.pop("mme_definitions")
+        if named:
+            metrics["mme_definitions"] = [d for d in MME_DEFINITIONS if d in named]
         payload = msgspec.json.encode(
-            {"metrics": msgspec.to_builtins(self.metrics), "flags": msgspec.to_builtins(self.flags)}
+            {"metrics": metrics, "flags": msgspec.to_builtins(self.flags)}
         )
         return hashlib.sha256(payload).hexdigest()
 
@@ -166,12 +173,29 @@ def _check(rules: RuleSet) -> None:
         raise InputError(
             f"{where}: [metrics] high_dose_mme {m.high_dose_mme} must be a finite MME >= 0, e.g. 90"
         )
+    _check_definitions(m.mme_definitions, where)
     compile_flags(rules, _metric_kinds(m))
+
+
+def _check_definitions(names: list[str], where: str) -> None:
+    """``[metrics] mme_definitions``: known names, each at most once."""
+    allowed = ", ".join(MME_DEFINITIONS)
+    for i, name in enumerate(names):
+        if name not in MME_DEFINITIONS:
+            raise InputError(
+                f"{where}: [metrics] mme_definitions: unknown definition {name!r}; "
+                f'use any of {allowed} (e.g. mme_definitions = ["window", "supply"])'
+            )
+        if name in names[:i]:
+            raise InputError(
+                f"{where}: [metrics] mme_definitions: {name!r} is listed twice; name each "
+                f"definition once (any of {allowed})"
+            )
 
 
 def _metric_kinds(m: MetricsConfig) -> dict[str, str]:
     kinds = {}
-    for f in metric_fields(m.windows, m.ed_lookback_days, m.dx_lookback_days):
+    for f in metric_fields(m.windows, m.ed_lookback_days, m.dx_lookback_days, m.mme_definitions):
         kinds[f.name] = "bool" if str(f.type) == "bool" else "number"
     return kinds
 

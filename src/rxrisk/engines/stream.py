@@ -28,7 +28,9 @@ Flow, in one direction:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -58,6 +60,9 @@ from rxrisk.ingest.tracked import (
     tracked_fills,
 )
 from rxrisk.io.arrow import take_rows
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rxrisk.scoring.encode import Claims
 
 
 @dataclass(frozen=True)
@@ -480,7 +485,6 @@ def score_stream(
 ):
     """Streaming counterpart of the body of :func:`rxrisk.score`: returns
     ``(members, audit blocks, members scored, quarantine)``."""
-    from rxrisk.scoring.encode import encode  # lazy: the encoder loads numba
     from rxrisk.scoring.run import score_claims  # lazy: the kernels load numba
 
     book = ingest_stream(
@@ -497,32 +501,42 @@ def score_stream(
     try:
         drugs = DrugTable.from_reference(config.reference)
         tables, n_scored = [], 0
-        for p in range(book.n_parts):
-            rows = book.tracked(p)
-            clock.lap("select")
-            claims = encode(rows, drugs)
-            del rows
-            book.release(p)
-            clock.lap("encode")
+        for p, claims in encoded_partitions(book, drugs, clock):
             table, n = score_claims(
                 claims, days, config, all_members=all_members, threads=threads, clock=clock
             )
             tables.append(table)
             n_scored += n
             clock.tick("member partitions scored", p + 1)
-        members = _member_order(tables)
+        members = member_order(tables)
         clock.lap("output")
         return members, book.audit_blocks, n_scored, book.quarantine
     finally:
         book.close()
 
 
-def _member_order(tables: list[pa.Table]) -> pa.Table:
-    """The member tables of the partitions as one, in member and as-of order."""
-    members = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-    if len(tables) > 1 and members.num_rows:
-        order = pc.sort_indices(
-            members, sort_keys=[("member_id", "ascending"), ("as_of", "ascending")]
-        )
-        members = members.take(order).combine_chunks()
-    return members
+def encoded_partitions(book: StreamedBook, drugs: DrugTable, clock) -> Iterator[tuple[int, Claims]]:
+    """Each member partition of ``book`` in turn as ``(partition, Claims)``: its tracked rows
+    read back (clock stage ``select``), released, and encoded (stage ``encode``). The step
+    every streaming run shares; what is done with each partition's claims is the caller's."""
+    from rxrisk.scoring.encode import encode  # lazy: the encoder loads numba
+
+    for p in range(book.n_parts):
+        rows = book.tracked(p)
+        clock.lap("select")
+        claims = encode(rows, drugs)
+        del rows
+        book.release(p)
+        clock.lap("encode")
+        yield p, claims
+
+
+def member_order(
+    tables: list[pa.Table], keys: tuple[str, str] = ("member_id", "as_of")
+) -> pa.Table:
+    """The tables of the member partitions as one, sorted by ``keys`` (member id first)."""
+    merged = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    if len(tables) > 1 and merged.num_rows:
+        order = pc.sort_indices(merged, sort_keys=[(k, "ascending") for k in keys])
+        merged = merged.take(order).combine_chunks()
+    return merged

@@ -52,6 +52,8 @@ _FIXES = {
     "birth_date": _DATES,
     "duplicate": "give each member_id once",
 }
+#: the column whose values a reason shows, when not the column of its own name
+_COLUMNS = {"duplicate": "member_id"}
 
 
 # ----------------------------------------------------------------------- offending values
@@ -116,7 +118,8 @@ class Offenders:
         for i in np.flatnonzero(counts):
             name = names[i]
             have = self._first.setdefault((label, name), [])
-            if len(have) >= MAX_VALUES or name not in table.column_names:
+            column = _COLUMNS.get(name, name)
+            if len(have) >= MAX_VALUES or column not in table.column_names:
                 continue
             rows = np.flatnonzero(reason == i)
             if row_numbers is None:
@@ -125,7 +128,7 @@ class Offenders:
                 number = np.asarray(row_numbers, np.int64)[rows]
                 order = np.argsort(number, kind="stable")
                 rows, number = rows[order], number[order]
-            col = table.column(name)
+            col = table.column(column)
             shown_now = {v for _, v in have}
             start, size = 0, 64
             while start < len(rows) and len(have) < MAX_VALUES:
@@ -245,8 +248,10 @@ def check(
         where = f"{label} input" if name == label else f"{label} input {name}"
         shown = offenders.values.get((label, reason), []) if offenders is not None else []
         eg = f" (e.g. {', '.join(shown)})" if shown else ""
+        column = _COLUMNS.get(reason, reason)
+        eg = eg if column == reason else f" as {reason}{eg}"
         raise InputError(
-            f"{where}: column {reason}: {n:,} of {scope:,} in-scope rows ({_pct(n / scope)}) "
+            f"{where}: column {column}: {n:,} of {scope:,} in-scope rows ({_pct(n / scope)}) "
             f"rejected{eg}; {_fix(reason, max_days_supply)}. A reason rejecting more than "
             f"{100 * share:g}% of an input's in-scope rows stops the run: fix the input, or "
             "pass --max-reject-share 1 (API max_reject_share=1.0) to go on anyway"

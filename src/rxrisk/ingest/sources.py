@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
 PHARMACY_REQUIRED = ("member_id", "fill_date", "ndc", "quantity", "days_supply")
 PHARMACY_OPTIONAL = ("prescriber_id", "pharmacy_id", "claim_id", "claim_status")
 MEDICAL_REQUIRED = ("member_id", "service_date", "code_type", "code")
+ELIGIBILITY_REQUIRED = ("member_id", "start_date", "end_date")
+ELIGIBILITY_OPTIONAL = ("product",)
+MEMBERS_REQUIRED = ("member_id", "birth_date")
 
 #: Low-cardinality text columns read from Parquet as dictionaries: validation works on their
 #: distinct values, so decoding every row to a string and hashing it again would be waste.
@@ -49,8 +52,8 @@ def read_source(source, *, label: str) -> Source:
     source : pyarrow.Table, pyarrow.RecordBatchReader, object with ``__arrow_c_stream__``,
         str or Path (Parquet file or folder, ``.arrow``/``.feather``/``.ipc``, ``.csv``/``.csv.gz``)
     label : str
-        ``"pharmacy"`` or ``"medical"``, for messages (and the columns every part of a
-        Parquet folder must have).
+        ``"pharmacy"``, ``"medical"``, ``"eligibility"`` or ``"members"``, for messages (and
+        the columns every part of a Parquet folder must have).
 
     Raises
     ------
@@ -291,12 +294,19 @@ def _is_utf8(value) -> bool:
 # -------------------------------------------------------------------------- Parquet folders
 
 #: columns every part of a Parquet folder must have (by input label)
-_REQUIRED = {"pharmacy": PHARMACY_REQUIRED, "medical": MEDICAL_REQUIRED}
+_REQUIRED = {
+    "pharmacy": PHARMACY_REQUIRED,
+    "medical": MEDICAL_REQUIRED,
+    "eligibility": ELIGIBILITY_REQUIRED,
+    "members": MEMBERS_REQUIRED,
+}
 #: the columns the engine reads (by input label); a type conflict in any other column is
 #: read as text instead of failing, as other columns are only carried to the quarantine
 _ENGINE_COLUMNS = {
     "pharmacy": PHARMACY_REQUIRED + PHARMACY_OPTIONAL,
     "medical": MEDICAL_REQUIRED,
+    "eligibility": ELIGIBILITY_REQUIRED + ELIGIBILITY_OPTIONAL,
+    "members": MEMBERS_REQUIRED,
 }
 
 

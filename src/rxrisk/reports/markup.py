@@ -94,7 +94,10 @@ a{color:#1f4e99}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 
-def document(title: str, body: str) -> str:
+FOOT = "protected health information for the care of this patient."
+
+
+def document(title: str, body: str, *, foot: str = FOOT, css: str = "") -> str:
     """A whole page: the shell with the style sheet, the policy that loads nothing, the footer.
 
     Parameters
@@ -103,6 +106,10 @@ def document(title: str, body: str) -> str:
         The page title (escaped here).
     body : str
         The markup inside ``<main>``.
+    foot : str
+        What the page holds, after "Confidential: " in the footer (escaped here).
+    css : str
+        Style rules appended to the shared sheet (the caller's own text, not data).
 
     Returns
     -------
@@ -114,7 +121,7 @@ def document(title: str, body: str) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body><main>{body}</main>"
+        f"<title>{esc(title)}</title><style>{_CSS}{css}</style></head><body><main>{body}</main>"
         f'<p class="foot" style="text-align:center">rxrisk {esc(__version__)}. Confidential: '
-        "protected health information for the care of this patient.</p></body></html>\n"
+        f"{esc(foot)}</p></body></html>\n"
     )

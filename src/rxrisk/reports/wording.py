@@ -96,7 +96,7 @@ def rule_thresholds(ruleset) -> dict:
     m = ruleset.metrics
     kinds = {
         f.name: "bool" if pa.types.is_boolean(f.type) else "number"
-        for f in metric_fields(m.windows, m.ed_lookback_days, m.dx_lookback_days)
+        for f in metric_fields(m.windows, m.ed_lookback_days, m.dx_lookback_days, m.mme_definitions)
     }
     meta = {f.name: f for f in ruleset.flags}
     out = {}

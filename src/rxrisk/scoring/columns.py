@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 
 from rxrisk.config.codesets import CATEGORIES
-from rxrisk.config.schema import metric_fields
+from rxrisk.config.schema import definition_stems, metric_fields
 from rxrisk.kernels import layout
 
 _BIT = {name: 1 << i for i, name in enumerate(CATEGORIES)}
@@ -29,7 +29,7 @@ def metric_columns(
     Parameters
     ----------
     metrics : MetricsConfig
-        The windows and lookbacks the outputs were computed with.
+        The windows, lookbacks and average-MME definitions the outputs were computed with.
     rows : numpy.ndarray of int
         Selected output rows ``m * k + j``, ascending.
     as_of_days : numpy.ndarray of int32
@@ -48,12 +48,16 @@ def metric_columns(
         ints = ints.take(rows, axis=1)
         floats = floats.take(rows, axis=1)
     nw = len(metrics.windows)
+    stems = definition_stems(metrics.mme_definitions)
     cols: dict[str, np.ndarray] = {}
     for wi, w in enumerate(metrics.windows):
         for name, slot in layout.WINDOW_INTS:
             cols[f"{name}_{w}d"] = ints[layout.window_int(wi, slot)]
         for name, slot in layout.WINDOW_FLOATS:
             cols[f"{name}_{w}d"] = floats[layout.window_float(wi, slot)]
+        for name, slot in layout.DEFINITION_FLOATS:
+            if name in stems:
+                cols[f"{name}_{w}d"] = floats[layout.definition_float(nw, wi, slot)]
     for name, slot in layout.SINGLE_FLOATS:
         cols[name] = floats[layout.single_float(nw, slot)]
     single = {name: ints[layout.single_int(nw, slot)] for name, slot in layout.SINGLE_INTS}
@@ -114,7 +118,7 @@ def member_table(
     as_of_days : numpy.ndarray of int
         The as-of day of each row.
     metrics : MetricsConfig
-        Names the metric columns (windows and lookbacks).
+        Names the metric columns (windows, lookbacks and average-MME definitions).
     cols, nulls : dict
         Metric columns and their null masks (:func:`metric_columns`).
     flags : dict of str to numpy.ndarray of bool
@@ -128,7 +132,9 @@ def member_table(
     n = len(as_of_days)
     arrays = [member_ids, pa.array(as_of_days.astype(np.int32), pa.int32()).view(pa.date32())]
     names = ["member_id", "as_of"]
-    for f in metric_fields(metrics.windows, metrics.ed_lookback_days, metrics.dx_lookback_days):
+    for f in metric_fields(
+        metrics.windows, metrics.ed_lookback_days, metrics.dx_lookback_days, metrics.mme_definitions
+    ):
         data = cols[f.name]
         mask = nulls.get(f.name)
         if pa.types.is_date32(f.type):

@@ -102,12 +102,13 @@ def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
         ed_bit=1 << CATEGORIES.index("ed_visit"),
         od_bit=1 << CATEGORIES.index("opioid_overdose"),
         n_chunks=max(1, min(n_members, n_threads * 8)),
+        mme_definitions=1 if metrics.mme_definitions else 0,
     )
     n_windows = len(params.windows)
     # zeroed (fresh zero pages; the kernel writes only what may be non-zero)
     outputs = kc.ScoreOutputs(
         ints=np.zeros((n_int_slots(n_windows), n), np.int32),
-        floats=np.zeros((n_float_slots(n_windows), n), np.float64),
+        floats=np.zeros((n_float_slots(n_windows, params.mme_definitions), n), np.float64),
         present=np.zeros(n, np.bool_),
     )
     check_kernel_arguments(fills, events, params, outputs)
@@ -146,6 +147,8 @@ def check_kernel_arguments(fills, events, params, outputs) -> None:
     for name in ("as_of", "windows"):
         if not len(getattr(params, name)):
             raise ValueError(f"ScoreParams.{name} is empty; the kernel needs at least one")
+    if params.mme_definitions not in (0, 1):
+        raise ValueError(f"ScoreParams.mme_definitions is {params.mme_definitions}; use 0 or 1")
     n_members = len(fills.fill_offsets) - 1
     n = max(n_members, 0) * len(params.as_of)
     n_windows = len(params.windows)
@@ -153,7 +156,10 @@ def check_kernel_arguments(fills, events, params, outputs) -> None:
         "MemberFills.fill_offsets": (len(fills.fill_offsets), max(n_members, 0) + 1),
         "MemberEvents.med_offsets": (len(events.med_offsets), max(n_members, 0) + 1),
         "ScoreOutputs.ints": (outputs.ints.shape, (n_int_slots(n_windows), n)),
-        "ScoreOutputs.floats": (outputs.floats.shape, (n_float_slots(n_windows), n)),
+        "ScoreOutputs.floats": (
+            outputs.floats.shape,
+            (n_float_slots(n_windows, params.mme_definitions), n),
+        ),
         "ScoreOutputs.present": (len(outputs.present), n),
     }
     n_fills = int(fills.fill_offsets[-1]) if len(fills.fill_offsets) else 0

@@ -1,7 +1,10 @@
-"""Seeded synthetic book of business: pharmacy claims and medical events.
+"""Seeded synthetic book of business: pharmacy claims, medical events, eligibility and members.
 
 :func:`generate_book` writes ``pharmacy.parquet`` and ``medical.parquet`` for benchmarks, demos and
-tests of the scoring engine. The book is made of member *archetypes* with realistic rates (per
+tests of the scoring engine, and ``eligibility.parquet`` and ``members.parquet`` (enrollment spans
+and birth dates, drawn from a random stream of their own, see
+:mod:`~rxrisk.synthetic.enrollment`) for ``rxrisk measures``: measure the default book (claims
+dated in 2025) with ``--year 2025``. The book is made of member *archetypes* with realistic rates (per
 member-year; the date range may be any length):
 
 * everybody: maintenance drugs refilled every 30 or 90 days plus acute fills of untracked drugs
@@ -35,8 +38,9 @@ vectorised numpy; memory is bounded by one block (blocks are streamed to the Par
 book of any size fits in memory as one file per table.
 
 Parts: with ``part_members=K`` the book is written as ``pharmacy/part-00000.parquet``, ... and
-``medical/part-00000.parquet``, ...: part ``p`` holds members ``[p*K, min((p+1)*K, members))`` and
-each part file is closed when complete. Blocks are then also cut at part boundaries, so the same
+``medical/part-00000.parquet``, ... (and the same in ``eligibility/`` and ``members/``): part ``p``
+holds members ``[p*K, min((p+1)*K, members))`` (with the extra members of its eligibility, who
+have no claims) and each part file is closed when complete. Blocks are then also cut at part boundaries, so the same
 ``(members, seed, K)`` gives byte-identical parts, and when ``K`` is a multiple of
 :data:`BLOCK_MEMBERS` the parts read in name order hold exactly the rows of the single-file book.
 Member ids, claim numbers (sequential over the whole book) and the prescriber/pharmacy pools are
@@ -50,20 +54,24 @@ drawing primitives), :mod:`~rxrisk.synthetic.archetypes` (who is who),
 :mod:`~rxrisk.synthetic.opioids`, :mod:`~rxrisk.synthetic.everyday_drugs` and
 :mod:`~rxrisk.synthetic.medical` (the rows of each archetype), :mod:`~rxrisk.synthetic.medical_codes`
 (the code vocabulary), :mod:`~rxrisk.synthetic.claims` (reversals, duplicates, claim ids),
-:mod:`~rxrisk.synthetic.defects` (bad rows on purpose), :mod:`~rxrisk.synthetic.tables` (the
+:mod:`~rxrisk.synthetic.defects` (bad rows on purpose), :mod:`~rxrisk.synthetic.enrollment`
+(eligibility spans and birth dates), :mod:`~rxrisk.synthetic.tables` (the
 schemas and a block's Arrow tables), :mod:`~rxrisk.synthetic.draws` and
 :mod:`~rxrisk.synthetic.strings` (vectorised helpers).
 """
 
 from __future__ import annotations
 
+from rxrisk.synthetic.enrollment import ELIGIBILITY_SCHEMA, MEMBERS_SCHEMA
 from rxrisk.synthetic.rates import PHARMACY_DEFECTS, PHARMACY_ODDITIES
 from rxrisk.synthetic.tables import MEDICAL_SCHEMA, PHARMACY_SCHEMA
 from rxrisk.synthetic.writer import BLOCK_MEMBERS, generate_book
 
 __all__ = [
     "BLOCK_MEMBERS",
+    "ELIGIBILITY_SCHEMA",
     "MEDICAL_SCHEMA",
+    "MEMBERS_SCHEMA",
     "PHARMACY_DEFECTS",
     "PHARMACY_ODDITIES",
     "PHARMACY_SCHEMA",

@@ -1,7 +1,9 @@
 """Writing the synthetic book: blocks in order, one file per table or parts, the summary.
 
 Members are generated in blocks of :data:`BLOCK_MEMBERS`, each from its own child of
-``numpy.random.SeedSequence(seed)``; blocks are also cut at part boundaries. A writer thread
+``numpy.random.SeedSequence(seed)``; blocks are also cut at part boundaries. A block's eligibility
+spans and birth dates (:mod:`~rxrisk.synthetic.enrollment`) come from another child of the seed,
+never from the claims' stream, so the claims are the same with or without them. A writer thread
 streams each block's tables to the Parquet writer while the next block is generated; outputs get
 temporary names and are renamed when complete, so a failed run leaves nothing behind.
 """
@@ -24,9 +26,15 @@ import pyarrow.parquet as pq
 from rxrisk.config.reference import DRUG_CLASSES, load_reference
 from rxrisk.days import day_of
 from rxrisk.io.runfiles import sweep_outputs, temp_name
-from rxrisk.synthetic.archetypes import draw_archetypes
+from rxrisk.synthetic.archetypes import Archetypes, draw_archetypes
 from rxrisk.synthetic.block import Block
 from rxrisk.synthetic.catalog import Catalog
+from rxrisk.synthetic.enrollment import (
+    ELIGIBILITY_SCHEMA,
+    MEMBERS_SCHEMA,
+    EnrollmentFrame,
+    enrollment_tables,
+)
 from rxrisk.synthetic.everyday_drugs import (
     other_tracked_classes,
     untracked_acute_fills,
@@ -47,11 +55,21 @@ from rxrisk.synthetic.tables import (
 BLOCK_MEMBERS = 100_000
 
 _PART_NAME = re.compile(r"part-\d+\.parquet")
-_KINDS = ("pharmacy", "medical")
+_CLAIM_KINDS = ("pharmacy", "medical")
+_ENROLLMENT_KINDS = ("eligibility", "members")
+_SCHEMAS = {
+    "pharmacy": PHARMACY_SCHEMA,
+    "medical": MEDICAL_SCHEMA,
+    "eligibility": ELIGIBILITY_SCHEMA,
+    "members": MEMBERS_SCHEMA,
+}
+#: Child of ``SeedSequence(seed)`` whose children are the blocks' enrollment streams (the
+#: claims use children 0 and 1).
+_ENROLLMENT_STREAM = 2
 
 
-def generate_block(blk: Block) -> None:
-    """Draw all pharmacy fills and medical rows of a block.
+def generate_block(blk: Block) -> Archetypes:
+    """Draw all pharmacy fills and medical rows of a block; return its members' archetypes.
 
     The order of the steps is the order of the random draws, hence part of the output: a step
     moved is a different book.
@@ -60,6 +78,12 @@ def generate_block(blk: Block) -> None:
     ----------
     blk : Block
         A new block; its rows collect in ``blk.ph`` and ``blk.md``.
+
+    Returns
+    -------
+    Archetypes
+        The member masks (the enrollment draws chronic users, shoppers and MAT members as
+        adults).
     """
     blk.place_members()
     kinds = draw_archetypes(blk)
@@ -69,6 +93,12 @@ def generate_block(blk: Block) -> None:
     treatment_fills(blk, kinds)
     other_tracked_classes(blk, kinds)
     medical_events(blk, kinds)
+    return kinds
+
+
+def _kinds(enrollment: bool) -> tuple[str, ...]:
+    """The tables of a book, in summary order."""
+    return _CLAIM_KINDS + (_ENROLLMENT_KINDS if enrollment else ())
 
 
 def _pieces(members: int, part_members: int):
@@ -126,20 +156,21 @@ def _checked(members, part_members, start, end, row_group_size) -> tuple[int, in
 class _Layout:
     """Where the book goes: final and temporary paths, and the file of each part."""
 
-    def __init__(self, out: Path, members: int, part_members: int | None):
+    def __init__(self, out: Path, members: int, part_members: int | None, kinds: tuple):
         self.out = out
         self.part_members = part_members
+        self.kinds = kinds
         if part_members is None:
             self.n_parts = 1
-            self.final = {k: out / f"{k}.parquet" for k in _KINDS}
+            self.final = {k: out / f"{k}.parquet" for k in kinds}
             self.tmp = {k: out / temp_name(v.name) for k, v in self.final.items()}
         else:
             self.n_parts = -(-members // part_members)
             self.width = max(5, len(str(self.n_parts - 1)))
-            self.final = {k: out / k for k in _KINDS}
+            self.final = {k: out / k for k in kinds}
             for path in self.final.values():
                 _check_parts_folder(path)
-            self.tmp = {k: out / temp_name(k) for k in _KINDS}
+            self.tmp = {k: out / temp_name(k) for k in kinds}
 
     def part_path(self, kind: str, part: int) -> Path:
         """The (temporary) file of ``part`` of table ``kind``."""
@@ -180,7 +211,9 @@ class _Layout:
 class _Book:
     """What all blocks share: the date range, the catalog, the pools and the random streams."""
 
-    def __init__(self, members: int, seed: int, start: dt.date, end: dt.date, reference):
+    def __init__(
+        self, members: int, seed: int, start: dt.date, end: dt.date, reference, enrollment
+    ):
         self.members = members
         self.seed = int(seed)
         self.start, self.end = start, end
@@ -193,22 +226,32 @@ class _Book:
         self.catalog = Catalog(reference, pool_rng)
         self.pools = Pools(members, pool_rng)
         self.claim_base = 1
+        self.frame = EnrollmentFrame.of_book(members, self.id_width, start, end)
+        self.enrollment_root = _child(root, _ENROLLMENT_STREAM) if enrollment else None
 
     def block_tables(self, index: int, first: int, n: int):
         """Generate block ``index`` (members ``first .. first + n - 1``) and finish its tables.
 
-        Returns ``(pharmacy, medical, pharmacy_stats, medical_stats, archetype_counts)``; claim
-        numbers continue from the previous block.
+        Returns ``(tables, pharmacy_stats, medical_stats, archetype_counts, enrollment_counts)``
+        with ``tables`` by kind (eligibility and members only when the book has them;
+        ``enrollment_counts`` is then ``None``); claim numbers continue from the previous block.
         """
         rng = np.random.default_rng(_child(self.block_root, index))
         blk = Block(rng, self.catalog, self.pools, first, n, self.n_days, self.id_width)
-        generate_block(blk)
+        kinds = generate_block(blk)
         member_ids = digit_strings(b"M", np.arange(first + 1, first + n + 1), self.id_width)
         ph, ph_stats, self.claim_base = finish_pharmacy(
             blk, rng, self.claim_base, self.epoch_start, member_ids
         )
         md, md_stats = finish_medical(blk, rng, self.epoch_start, member_ids)
-        return ph, md, ph_stats, md_stats, blk.counts
+        tables = {"pharmacy": ph, "medical": md}
+        enrollment_counts = None
+        if self.enrollment_root is not None:
+            erng = np.random.default_rng(_child(self.enrollment_root, index))
+            adult = kinds.chronic | kinds.shopper | kinds.mat
+            elig, mem, enrollment_counts = enrollment_tables(erng, self.frame, first, n, adult)
+            tables.update(eligibility=elig, members=mem)
+        return tables, ph_stats, md_stats, blk.counts, enrollment_counts
 
 
 class _Totals:
@@ -224,9 +267,17 @@ class _Totals:
         }
         self.md_special: dict[str, int] = {}
         self.archetypes: dict[str, int] = {}
+        self.enrollment: dict[str, int] | None = None
 
-    def add(self, ph_stats: dict, md_stats: dict, counts: dict) -> int:
-        """Count a block; return the rows (pharmacy + medical) so far."""
+    def add(self, tables: dict, ph_stats: dict, md_stats: dict, counts: dict, enrollment) -> int:
+        """Count a block; return the claim rows (pharmacy + medical) so far."""
+        for kind in _ENROLLMENT_KINDS:
+            if kind in tables:
+                self.rows[kind] = self.rows.get(kind, 0) + tables[kind].num_rows
+        if enrollment is not None:
+            self.enrollment = self.enrollment or {}
+            for key, v in enrollment.items():
+                self.enrollment[key] = self.enrollment.get(key, 0) + v
         self.rows["pharmacy"] += ph_stats["rows"]
         self.rows["medical"] += md_stats["rows"]
         self.by_class += ph_stats["by_class"]
@@ -258,6 +309,10 @@ class _Totals:
             "pharmacy_special": self.ph_special,
             "medical_special": self.md_special,
             "archetypes": self.archetypes,
+            "measurement_year": book.frame.year,
+            "eligibility_rows": self.rows.get("eligibility"),
+            "members_rows": self.rows.get("members"),
+            "enrollment": self.enrollment,
             "seconds": round(time.perf_counter() - t0, 3),
         }
 
@@ -270,16 +325,17 @@ class _PartWriter:
         self.row_group_size = row_group_size
         self.writers: dict[str, pq.ParquetWriter] = {}
 
-    def write(self, part: int, ph: pa.Table, md: pa.Table, last: bool) -> None:
-        """Append a block's tables to ``part``; close the part's files after its last block."""
+    def write(self, part: int, tables: dict[str, pa.Table], last: bool) -> None:
+        """Append a block's tables (by kind) to ``part``; close the part's files after its last
+        block."""
         opts = {"compression": "zstd", "use_dictionary": False}
         writers = self.writers
         if not writers:
             path = self.layout.part_path
-            writers["pharmacy"] = pq.ParquetWriter(path("pharmacy", part), PHARMACY_SCHEMA, **opts)
-            writers["medical"] = pq.ParquetWriter(path("medical", part), MEDICAL_SCHEMA, **opts)
-        writers["pharmacy"].write_table(ph, row_group_size=self.row_group_size)
-        writers["medical"].write_table(md, row_group_size=self.row_group_size)
+            for kind in self.layout.kinds:
+                writers[kind] = pq.ParquetWriter(path(kind, part), _SCHEMAS[kind], **opts)
+        for kind in self.layout.kinds:
+            writers[kind].write_table(tables[kind], row_group_size=self.row_group_size)
         if last:
             for w in writers.values():
                 w.close()
@@ -334,19 +390,19 @@ def _write_blocks(book: _Book, layout: _Layout, totals: _Totals, writer, progres
         pending = None
         progress.restart()
         for index, part, first, nb, last in _pieces(members, layout.part_members or members):
-            ph, md, ph_stats, md_stats, counts = book.block_tables(index, first, nb)
-            n_rows = totals.add(ph_stats, md_stats, counts)
+            tables, *stats = book.block_tables(index, first, nb)
+            n_rows = totals.add(tables, *stats)
             if pending is not None:
                 pending[0].result()
                 progress.report(*pending[1:])
             pending = (
-                pool.submit(writer.write, part, ph, md, last),
+                pool.submit(writer.write, part, tables, last),
                 part,
                 first + nb,
                 n_rows,
                 last,
             )
-            del ph, md
+            del tables
         if pending is not None:
             pending[0].result()
             progress.report(*pending[1:])
@@ -377,9 +433,10 @@ def generate_book(
     progress: Callable[[str, int], None] | None = None,
     reference: pa.Table | None = None,
     part_members: int | None = None,
+    enrollment: bool = True,
 ) -> dict:
-    """Write a synthetic book of business to ``out_dir/pharmacy.parquet`` and ``medical.parquet``,
-    or, with ``part_members``, to the folders ``out_dir/pharmacy/`` and ``out_dir/medical/``.
+    """Write a synthetic book to ``out_dir/{pharmacy,medical,eligibility,members}.parquet``, or
+    with ``part_members`` to the folders ``out_dir/pharmacy/``, ``medical/``, ... of parts.
 
     Memory is bounded by one block of :data:`BLOCK_MEMBERS` members in both layouts (blocks are
     streamed to the Parquet writer), so a book of any size may be written as one file per table;
@@ -408,7 +465,7 @@ def generate_book(
         Drug reference; defaults to :func:`rxrisk.config.reference.load_reference`.
     part_members : int, optional
         Write ``pharmacy/part-00000.parquet``, ``part-00001.parquet``, ... and the same names in
-        ``medical/``: part ``p`` holds members ``p*part_members + 1`` to
+        the other tables' folders: part ``p`` holds members ``p*part_members + 1`` to
         ``min((p+1)*part_members, members)``. Part names sort in generation order (five digits,
         more if needed), so the folders are inputs of :func:`rxrisk.score` as they are. Parts are
         written one after the other and closed when complete. Member ids, claim numbers and the
@@ -416,9 +473,10 @@ def generate_book(
         within their part. When ``part_members`` is a multiple of :data:`BLOCK_MEMBERS` the rows,
         read in part order, are exactly those of the single-file book of the same
         ``(members, seed)``; otherwise blocks are also cut at part boundaries (still
-        deterministic for the same ``part_members``). Existing ``pharmacy/`` and ``medical/``
-        folders are replaced, but only if they hold nothing but ``part-*.parquet`` files.
-        Default: one file per table, whatever ``members``.
+        deterministic for the same ``part_members``). Existing folders are replaced, but only if
+        they hold nothing but ``part-*.parquet`` files. Default: one file per table.
+    enrollment : bool
+        Also write eligibility and members (:mod:`~rxrisk.synthetic.enrollment`; same claims).
 
     Returns
     -------
@@ -429,16 +487,17 @@ def generate_book(
         ``pharmacy_rows_by_class`` (by the class of the generated drug, ``untracked`` included;
         rows whose NDC was then corrupted still count under it), ``pharmacy_special`` (reversal,
         rebill and duplicate rows and each defect/oddity kind), ``medical_special``,
-        ``archetypes`` (member counts), ``seconds``.
+        ``archetypes`` (member counts), ``measurement_year``, ``eligibility_rows``,
+        ``members_rows``, ``enrollment`` (pattern counts; None without it), ``seconds``.
     """
     t0 = time.perf_counter()
     members, part_members = _checked(members, part_members, start, end, row_group_size)
-    layout = _Layout(Path(out_dir), members, part_members)
+    layout = _Layout(Path(out_dir), members, part_members, _kinds(enrollment))
     if reference is None:
         reference = load_reference()
     layout.out.mkdir(parents=True, exist_ok=True)
     sweep_outputs(layout.out)  # temporary files of killed runs (only those whose owner is dead)
-    book = _Book(members, seed, start, end, reference)
+    book = _Book(members, seed, start, end, reference, enrollment)
     totals = _Totals()
     writer = _PartWriter(layout, int(row_group_size))
     _write_book(book, layout, totals, writer, _Progress(progress, members, layout))

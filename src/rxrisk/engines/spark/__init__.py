@@ -28,5 +28,7 @@ order, as the edits replay defines it for folders), that column is the order.
 Modules: :mod:`~rxrisk.engines.spark.read` (sources, part checks, the input ordinal),
 :mod:`~rxrisk.engines.spark.stages` (the shipped configuration and the partition functions of
 both stages, run on the executors) and :mod:`~rxrisk.engines.spark.driver` (``score``: checks,
-plan, job, audit). The public face is :mod:`rxrisk.spark`. Importing these imports no pyspark.
+plan, job, audit). :mod:`~rxrisk.engines.spark.measures` runs the standard measures the same way
+(stage A, then claims, medical, eligibility and members rows by member id). The public face is
+:mod:`rxrisk.spark`. Importing these imports no pyspark.
 """
