@@ -3,6 +3,7 @@ that resolve, escaping, the chart only with several periods, and atomic writing.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from html.parser import HTMLParser
@@ -10,7 +11,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from measures_report_cases import HOSTILE_ID, HOSTILE_PRODUCT, small_rows, tables
+from measures_report_cases import (
+    HOSTILE_ID,
+    HOSTILE_PRODUCT,
+    detail_from_rows,
+    row,
+    small_rows,
+    tables,
+)
 
 from rxrisk.errors import InputError
 from rxrisk.io.outputs import Commit
@@ -262,3 +270,30 @@ def test_default_title_names_the_years_or_the_span(two_periods):
     assert "<h1>Opioid safety measures, 2025-01-01 to 2025-12-31 (2 periods)</h1>" in page
     assert '<h2 id="p0">2025-01-01 to 2025-06-30</h2>' in page
     assert page.count('<figure class="rate-chart"') == len(MEASURES)
+
+
+def test_periods_sharing_a_first_day_keep_their_own_rates_lists_and_labels():
+    """H1 and the whole year start on the same day: each table, chart point, numerator list and
+    detail row belongs to its own period (keyed by start and end, not start alone)."""
+    h1_end = dt.date(2025, 6, 30)
+    heavy = {"avg_mme": 140.0, "longest_high_dose_run": 120}
+    year = [row("M1", 2025, "part_d", **heavy), row("M2", 2025, "part_d")]
+    half = [
+        {**row("M1", 2025, "part_d"), "period_end": h1_end},
+        {**row("M2", 2025, "part_d"), "period_end": h1_end},
+    ]
+    settings = MeasureSettings()
+    detail = detail_from_rows(year + half, settings)
+    periods = parse_periods(periods="2025-01-01:2025-06-30,2025-01-01:2025-12-31")
+    summary = summary_table(detail, periods, settings)
+    page = measures_page(summary, detail)
+    tables = re.findall(r'<table class="rates"[^>]*>(.*?)</table>', page, re.S)
+    assert len(tables) == 2
+    h1_cell, year_cell = (_row(t, "high_dose_average")[0] for t in tables)
+    assert "<b>0.00%</b>" in h1_cell and re.search(r"\b0\s+of 2\b", h1_cell)
+    assert "<b>50.00%</b>" in year_cell and re.search(r">1</a> of 2<", year_cell)
+    # the numerator member's detail row names the whole year, not the half
+    detail_rows = re.findall(r'<tr id="d\d+">(.*?)</tr>', page, re.S)
+    assert len(detail_rows) == 1 and ">2025<" in detail_rows[0]
+    # chart labels tell the two periods apart
+    assert "01/25-06/25" in page and ">2025<" in page

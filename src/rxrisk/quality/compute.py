@@ -13,7 +13,7 @@ from rxrisk.kernels import containers as kc
 from rxrisk.kernels import measures_containers as mc
 from rxrisk.quality.enrollment import NO_BIRTH
 from rxrisk.quality.rates import TOLERANCE
-from rxrisk.scoring.run import set_threads
+from rxrisk.scoring.run import check_field, member_containers, set_threads
 
 
 @dataclass
@@ -124,20 +124,7 @@ def measure_claims(claims, spans, birth_day, periods, settings, *, threads=None)
     n_threads = set_threads(threads)
     n_members = len(claims.member_ids)
     periods = np.ascontiguousarray(periods, np.int32).reshape(-1, 2)
-    fills = kc.MemberFills(
-        fill_offsets=claims.fill_offsets,
-        start=claims.start,
-        end=claims.end,
-        role=claims.role,
-        mme=claims.mme,
-        prescriber=claims.prescriber,
-        pharmacy=claims.pharmacy,
-        n_prescribers=int(claims.n_prescribers),
-        n_pharmacies=int(claims.n_pharmacies),
-    )
-    events = kc.MemberEvents(
-        med_offsets=claims.med_offsets, med_day=claims.med_day, med_mask=claims.med_mask
-    )
+    fills, events = member_containers(claims)
     params = mc.MeasureParams(
         periods=periods,
         max_gaps=int(settings.max_gaps),
@@ -217,7 +204,7 @@ def check_measure_arguments(fills, events, spans, params, out) -> None:
             raise TypeError(f"expected a {cls.__name__}, got {type(box).__name__}")
         types = kc.FIELD_TYPES.get(cls) or mc.FIELD_TYPES[cls]
         for name, want in types.items():
-            _check_field(f"{cls.__name__}.{name}", getattr(box, name), want)
+            check_field(f"{cls.__name__}.{name}", getattr(box, name), want)
     periods = params.periods
     if periods.shape[0] == 0 or periods.shape[1] != 2:
         raise ValueError(f"MeasureParams.periods has shape {periods.shape}; it needs (n >= 1, 2)")
@@ -243,20 +230,3 @@ def check_measure_arguments(fills, events, spans, params, out) -> None:
     for name, (got, want) in sizes.items():
         if got != want:
             raise ValueError(f"{name}: shape (or size) {got} where the other arguments need {want}")
-
-
-def _check_field(name: str, value, want) -> None:
-    """One field of :func:`check_measure_arguments`: a Python scalar type, or (dtype, ndim)."""
-    if want in (int, float):
-        if type(value) is not want:
-            raise TypeError(f"{name} must be a Python {want.__name__}, not {type(value).__name__}")
-        return
-    dtype, ndim = np.dtype(want[0]), want[1]
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of {dtype}, not {type(value).__name__}")
-    if value.dtype != dtype or value.ndim != ndim or not value.flags.c_contiguous:
-        layout = "C-contiguous" if value.flags.c_contiguous else "not C-contiguous"
-        raise TypeError(
-            f"{name} must be a C-contiguous {ndim}-d array of {dtype}, "
-            f"not a {layout} {value.ndim}-d array of {value.dtype}"
-        )

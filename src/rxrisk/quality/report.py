@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
@@ -197,13 +196,19 @@ def measures_page(
         The HTML document.
     """
     _need(summary, SUMMARY_COLUMNS, "summary")
-    needed = ["member_id", "period_start", "product", *(f"{m}_numerator" for m in MEASURES)]
+    needed = [
+        "member_id",
+        "period_start",
+        "period_end",
+        "product",
+        *(f"{m}_numerator" for m in MEASURES),
+    ]
     _need(detail, needed, "detail")
     settings = settings if settings is not None else MeasureSettings()
     rows = summary.select(list(SUMMARY_COLUMNS)).to_pylist()
     periods = sorted({(r["period_start"], r["period_end"]) for r in rows})
-    products = {p: _products(rows, p[0]) for p in periods}
-    cells = {(r["period_start"], r["measure"], r["product"]): r for r in rows}
+    products = {p: _products(rows, p) for p in periods}
+    cells = {(r["period_start"], r["period_end"], r["measure"], r["product"]): r for r in rows}
     labels = [period_label(p0, p1) for p0, p1 in periods]
     lists = MemberLists.build(detail, periods, products, labels)
     title = title or _title(periods, labels)
@@ -234,9 +239,12 @@ def _title(periods: list, labels: list) -> str:
     return f"Opioid safety measures, {periods[0][0]} to {periods[-1][1]} ({len(periods)} periods)"
 
 
-def _products(rows: list[dict], p0: dt.date) -> list[str]:
-    """The products of a period in the summary, ``all`` first then ascending."""
-    names = sorted({r["product"] for r in rows if r["period_start"] == p0} - {"all"})
+def _products(rows: list[dict], period: tuple) -> list[str]:
+    """The products of a period (``(start, end)``) in the summary, ``all`` first then
+    ascending."""
+    names = sorted(
+        {r["product"] for r in rows if (r["period_start"], r["period_end"]) == period} - {"all"}
+    )
     return ["all", *names]
 
 
@@ -288,7 +296,7 @@ def _period_table(j: int, period, label: str, products: list, cells: dict, lists
     body = []
     for m in MEASURES:
         tds = "".join(
-            _cell(cells.get((p0, m, p)), lists.anchor(j, m, p if p != "all" else None))
+            _cell(cells.get((p0, p1, m, p)), lists.anchor(j, m, p if p != "all" else None))
             for p in products
         )
         body.append(
@@ -308,17 +316,18 @@ def _charts(periods: list, labels: list, products: dict, cells: dict) -> str:
     if len(periods) < 2:
         return ""
     names = ["all", *sorted({p for ps in products.values() for p in ps} - {"all"})]
+    # a calendar year by its number, any other period by its months (01/25-06/25)
     short = [
-        label if len(label) <= 7 else str(p0)
-        for label, (p0, _) in zip(labels, periods, strict=True)
+        label if label.isdigit() else f"{p0:%m/%y}-{p1:%m/%y}"
+        for label, (p0, p1) in zip(labels, periods, strict=True)
     ]
     figures = []
     for m in MEASURES:
         series = {}
         for product in names:
             points = []
-            for p0, _ in periods:
-                r = cells.get((p0, m, product))
+            for p0, p1 in periods:
+                r = cells.get((p0, p1, m, product))
                 points.append(None if r is None else (r["rate"], r["numerator"], r["denominator"]))
             series[product] = points
         figures.append(rate_chart(MEASURE_LABEL[m], m, short, series))

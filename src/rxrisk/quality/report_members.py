@@ -178,7 +178,7 @@ class MemberLists:
     lists: dict
     products: dict  # period index -> products of the period, "all" first
     labels: list  # period index -> the period in words
-    index: dict  # first day of a period -> its index
+    index: dict  # (first day, last day) of a period -> its index
 
     @classmethod
     def build(cls, detail: pa.Table, periods: list, products: dict, labels: list) -> MemberLists:
@@ -188,11 +188,11 @@ class MemberLists:
         for m in MEASURES:
             hit |= _bools(detail, f"{m}_numerator")
         rows = detail.take(pa.array(np.flatnonzero(hit), pa.int64())).to_pylist()
-        index = {p[0]: j for j, p in enumerate(periods)}
+        index = {(p[0], p[1]): j for j, p in enumerate(periods)}
         names = {j: list(products[p]) for j, p in enumerate(periods)}
         lists: dict = {}
         for i, r in enumerate(rows):
-            j = index.get(r["period_start"])
+            j = index.get((r["period_start"], r["period_end"]))
             if j is None:
                 continue
             product = r["product"] if r["product"] is not None else "unspecified"
@@ -282,7 +282,7 @@ class MemberLists:
             )
             body.append(
                 f'<tr id="d{i}"><td class="nw">{esc(r["member_id"])}</td>'
-                f'<td class="nw">{esc(self._period(r["period_start"]))}</td>{tds}</tr>'
+                f'<td class="nw">{esc(self._period(r["period_start"], r["period_end"]))}</td>{tds}</tr>'
                 f'<tr class="in"><td></td><td colspan="{width - 1}">in the numerator of '
                 f"{chips}</td></tr>"
             )
@@ -296,9 +296,9 @@ class MemberLists:
             f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div></section>"
         )
 
-    def _period(self, p0) -> str:
-        j = self.index.get(p0)
-        return self.labels[j] if j is not None else str(p0)
+    def _period(self, p0, p1) -> str:
+        j = self.index.get((p0, p1))
+        return self.labels[j] if j is not None else f"{p0} to {p1}"
 
 
 def _bools(detail: pa.Table, name: str) -> np.ndarray:

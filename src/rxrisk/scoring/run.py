@@ -48,6 +48,26 @@ def score_claims(claims, days: np.ndarray, config, *, all_members: bool, threads
     return members, n_scored
 
 
+def member_containers(claims) -> tuple[kc.MemberFills, kc.MemberEvents]:
+    """The fills and medical rows of encoded claims (``rxrisk.scoring.encode.Claims``) as the
+    kernels' typed containers (the arrays as they are, no copy)."""
+    fills = kc.MemberFills(
+        fill_offsets=claims.fill_offsets,
+        start=claims.start,
+        end=claims.end,
+        role=claims.role,
+        mme=claims.mme,
+        prescriber=claims.prescriber,
+        pharmacy=claims.pharmacy,
+        n_prescribers=int(claims.n_prescribers),
+        n_pharmacies=int(claims.n_pharmacies),
+    )
+    events = kc.MemberEvents(
+        med_offsets=claims.med_offsets, med_day=claims.med_day, med_mask=claims.med_mask
+    )
+    return fills, events
+
+
 def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
     """Score every member of ``claims`` for every as-of day: the public wrapper of the kernel
     :func:`rxrisk.kernels.member_scores.score_members`.
@@ -78,20 +98,7 @@ def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
     n_threads = set_threads(threads)
     n_members = len(claims.member_ids)
     n = n_members * len(days)
-    fills = kc.MemberFills(
-        fill_offsets=claims.fill_offsets,
-        start=claims.start,
-        end=claims.end,
-        role=claims.role,
-        mme=claims.mme,
-        prescriber=claims.prescriber,
-        pharmacy=claims.pharmacy,
-        n_prescribers=int(claims.n_prescribers),
-        n_pharmacies=int(claims.n_pharmacies),
-    )
-    events = kc.MemberEvents(
-        med_offsets=claims.med_offsets, med_day=claims.med_day, med_mask=claims.med_mask
-    )
+    fills, events = member_containers(claims)
     params = kc.ScoreParams(
         as_of=np.asarray(days, np.int32),
         windows=np.asarray(metrics.windows, np.int64),
@@ -143,7 +150,7 @@ def check_kernel_arguments(fills, events, params, outputs) -> None:
         if type(box) is not cls:
             raise TypeError(f"expected a {cls.__name__}, got {type(box).__name__}")
         for name, want in kc.FIELD_TYPES[cls].items():
-            _check_field(f"{cls.__name__}.{name}", getattr(box, name), want)
+            check_field(f"{cls.__name__}.{name}", getattr(box, name), want)
     for name in ("as_of", "windows"):
         if not len(getattr(params, name)):
             raise ValueError(f"ScoreParams.{name} is empty; the kernel needs at least one")
@@ -173,8 +180,10 @@ def check_kernel_arguments(fills, events, params, outputs) -> None:
             raise ValueError(f"{name}: shape (or size) {got} where the other arguments need {want}")
 
 
-def _check_field(name: str, value, want) -> None:
-    """One field of :func:`check_kernel_arguments`: a Python scalar type, or (dtype, ndim)."""
+def check_field(name: str, value, want) -> None:
+    """One field of a kernel container (:func:`check_kernel_arguments`, and the measures
+    wrapper's check): ``want`` is a Python scalar type, or ``(dtype, ndim)`` of a C-contiguous
+    array; a mismatch raises ``TypeError`` naming the field."""
     if want in (int, float):
         if type(value) is not want:
             raise TypeError(f"{name} must be a Python {want.__name__}, not {type(value).__name__}")
