@@ -1,12 +1,13 @@
-"""Start-up benchmark: ``rxrisk score`` and ``rxrisk edits`` as commands, each run in a child
-process, with its wall time and CPU time (user + system of the child, from ``wait4``).
+"""Start-up benchmark: ``rxrisk score``, ``rxrisk edits`` and ``rxrisk measures`` as commands,
+each run in a child process, with its wall time and CPU time (user + system of the child, from
+``wait4``) and the 1-minute load average when it started.
 
     python bench/bench_start.py                                  # read ratio on a 100K book
     python bench/bench_start.py --book /tmp/book1m --repeat 5 --json start.json
 
 Reports, all from this one run on this machine:
-- cold start: ``score`` and ``edits`` on a generated 200-member book (``--start-members``,
-  seed 1), each with an empty numba cache folder (a fresh ``NUMBA_CACHE_DIR``), and the numba
+- cold start: ``score``, ``edits`` and ``measures`` (year 2025) on a generated 200-member book
+  (``--start-members``, seed 1), each with an empty numba cache folder (a fresh ``NUMBA_CACHE_DIR``), and the numba
   compile seconds when the command's audit reports them ("over warm" is the cold wall time
   less the warm median: the price of the first run);
 - read-only install: the same with no writable cache folder anywhere (``NUMBA_CACHE_DIR``
@@ -39,7 +40,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from _common import MEDICAL_COLUMNS, PHARMACY_COLUMNS, ensure_book
 
-COMMANDS = ("score", "edits")
+COMMANDS = ("score", "edits", "measures")
 
 
 def rxrisk_command() -> list[str]:
@@ -76,6 +77,7 @@ def run_cli(args: list[str], env: dict[str, str], audit: Path | None = None) -> 
         ``wall_s``, ``cpu_s`` (user + system), ``peak_rss_mib`` of the child; with ``audit``
         (the file its ``--audit`` wrote) also ``stages_s`` and ``compile_s``.
     """
+    load = os.getloadavg()[0]
     with tempfile.TemporaryFile() as err:
         t = time.perf_counter()
         proc = subprocess.Popen(
@@ -91,6 +93,7 @@ def run_cli(args: list[str], env: dict[str, str], audit: Path | None = None) -> 
         "wall_s": round(wall, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "load_1min": round(load, 2),
     }
     if audit is not None:
         report = json.loads(audit.read_text())
@@ -99,11 +102,18 @@ def run_cli(args: list[str], env: dict[str, str], audit: Path | None = None) -> 
     return figures
 
 
-def command_args(command: str, ph: Path, md: Path, out: Path, opts) -> list[str]:
-    """The arguments of ``rxrisk COMMAND`` on these inputs, writing ``out`` and its audit."""
+def command_args(
+    command: str, ph: Path, md: Path, out: Path, opts, book: Path | None = None
+) -> list[str]:
+    """The arguments of ``rxrisk COMMAND`` on these inputs, writing ``out`` and its audit
+    (``measures`` also reads ``eligibility`` and ``members`` of ``book``, for the year of
+    ``opts.as_of``)."""
     args = [command, str(ph), "--medical", str(md)]
     if command == "score":
         args += ["--as-of", opts.as_of]
+    if command == "measures":
+        args += ["--eligibility", str(_input(book, "eligibility"))]
+        args += ["--members", str(_input(book, "members")), "--year", opts.as_of[:4]]
     args += ["--out", str(out), "--audit", str(out.with_suffix(".json")), "--quiet"]
     if opts.threads:
         args += ["--threads", str(opts.threads)]
@@ -119,10 +129,11 @@ def read_only_env(base: dict[str, str], tmp: Path) -> dict[str, str]:
 
 
 def median_of(runs: list[dict]) -> dict:
-    """Median wall and CPU seconds of ``runs``, and the runs."""
+    """Median wall and CPU seconds (and load average) of ``runs``, and the runs."""
     return {
         "wall_s": round(statistics.median(r["wall_s"] for r in runs), 3),
         "cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
+        "load_1min": round(statistics.median(r["load_1min"] for r in runs), 2),
         "runs": runs,
     }
 
@@ -140,7 +151,8 @@ def start_figures(tmp: Path, opts) -> tuple[dict, dict[str, str]]:
 
     def run(command: str, env: dict[str, str]) -> dict:
         out = tmp / f"{command}.parquet"
-        return run_cli(command_args(command, ph, md, out, opts), env, out.with_suffix(".json"))
+        args = command_args(command, ph, md, out, opts, book)
+        return run_cli(args, env, out.with_suffix(".json"))
 
     figures: dict = {"start_book_members": opts.start_members, "cold": {}, "read_only": {}}
     for command in COMMANDS:  # each into its own empty cache folder
@@ -202,14 +214,15 @@ def _seconds(value: float | None) -> str:
 def table(figures: dict) -> str:
     """The figures as a text table."""
     lines = [
-        f"{'rxrisk start-up':44} {'wall s':>8} {'CPU s':>8} {'compile s':>10} {'over warm s':>12}"
+        f"{'rxrisk start-up':47} {'wall s':>8} {'CPU s':>8} {'compile s':>10} {'over warm s':>12}"
+        f" {'load':>6}"
     ]
 
     def row(label: str, fig: dict, warm: dict | None = None) -> None:
         over = None if warm is None else fig["wall_s"] - warm["wall_s"]
         lines.append(
-            f"{label:44} {fig['wall_s']:8.2f} {fig['cpu_s']:8.2f} "
-            f"{_seconds(fig.get('compile_s')):>10} {_seconds(over):>12}"
+            f"{label:47} {fig['wall_s']:8.2f} {fig['cpu_s']:8.2f} "
+            f"{_seconds(fig.get('compile_s')):>10} {_seconds(over):>12} {fig['load_1min']:6.2f}"
         )
 
     members = figures["start_book_members"]

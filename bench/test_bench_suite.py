@@ -16,7 +16,8 @@ the per-round ratios) to its bound in ``bench/bounds.toml``.
 ``test_bench_start_plumbing`` runs ``bench/bench_start.py`` (start-up figures) once on a tiny
 book with the kernels in Python (``NUMBA_DISABLE_JIT=1``: nothing compiles), checking only its
 plumbing (about 10 s of CPU; not a benchmark, so ``--benchmark-only`` skips it):
-``python -m pytest bench/test_bench_suite.py -k bench_start``.
+``python -m pytest bench/test_bench_suite.py -k bench_start``. ``test_guard_cold_start_plumbing``
+runs the guard's cold-start check the same way, under a loose bound and an impossible one.
 """
 
 from __future__ import annotations
@@ -196,11 +197,39 @@ def test_bench_start_plumbing(tmp_path, monkeypatch, capsys):
         runs += figures["warm"][command]["runs"]
         assert len(runs) == 3
         for run in runs:
-            assert run["wall_s"] > 0 and run["cpu_s"] > 0, run
-            assert "kernels" in run["stages_s"] and (run["compile_s"] or 0) >= 0, run
+            assert run["wall_s"] > 0 and run["cpu_s"] > 0 and run["load_1min"] >= 0, run
+            assert {"kernels", "measures"} & set(run["stages_s"]), run  # the kernels' stage
+            assert (run["compile_s"] or 0) >= 0, run
     assert figures["help"]["wall_s"] > 0
     read = figures["read"]
     assert read["input_rows"] > 0 and len(read["reads_s"]) == 1
     assert read["command_over_read"] > 0 and read["stages_over_read"] > 0
     text = capsys.readouterr().out
     assert "score, read-only install, run 1" in text and "command / read" in text
+    assert "measures, cold (empty cache, 50 members)" in text
+
+
+@pytest.mark.slow
+def test_guard_cold_start_plumbing(tmp_path, monkeypatch, capsys):
+    """``guard.py --only cold_start_score_cpu`` on a tiny book, kernels in Python (nothing
+    compiles): it passes under a loose bound and fails under one no run can meet."""
+    import guard
+
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")  # inherited by the children
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the cold book goes here
+    with open(guard.BOUNDS, "rb") as f:
+        bounds = tomllib.load(f)
+    argv = ["--only", "cold_start_score_cpu", "--cold-members", "20", "--no-confirm"]
+    for bound, code in ((1000.0, 0), (0.0, 1)):
+        bounds["cold_start_score_cpu"]["max"] = bound
+        path = tmp_path / f"bounds-{bound}.toml"
+        path.write_text(
+            "".join(f"[{name}]\n{k} = {v}\n" for name, b in bounds.items() for k, v in b.items())
+        )
+        out = tmp_path / f"guard-{bound}.json"
+        assert guard.main([*argv, "--bounds", str(path), "--json", str(out)]) == code
+        figure = json.loads(out.read_text())["checks"]["cold_start_score_cpu"][0]
+        assert figure["value"] > 0 and figure["warm_cpu_s"] > 0, figure
+    text = capsys.readouterr().out
+    assert "PASS cold_start_score_cpu" in text and "FAIL cold_start_score_cpu" in text
+    assert "1 of 1 checks not failing" in text and "engine checks" not in text

@@ -550,7 +550,7 @@ def _kernel_arguments():
     ],
 )
 def test_kernel_arguments_are_checked_once_before_the_kernel(box, field, value, message):
-    from rxrisk.edits.run import check_kernel_arguments
+    from rxrisk.edits.replay import check_kernel_arguments
 
     boxes = dict(zip(("claims", "params", "outputs"), _kernel_arguments(), strict=True))
     check_kernel_arguments(**boxes)  # the valid ones pass

@@ -269,21 +269,30 @@ def _source(module: str) -> str:
     return os.path.join(folder, f"{module}.py")
 
 
+def _digest(module: str) -> bytes:
+    with open(_source(module), "rb") as f:
+        return hashlib.sha256(f.read()).digest()
+
+
 def test_compile_decision(tmp_path, monkeypatch):
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("NUMBA_DISABLE_JIT", raising=False)
     cache = progress.kernel_cache_dir()
     assert cache.startswith(str(tmp_path / "cache"))
-    assert progress.kernels_to_compile("report") == ["strings"]
+    report = list(progress.COMMAND_KERNELS["report"])
+    assert progress.kernels_to_compile("report") == report and "strings" in report
     assert "grouping" in progress.kernels_to_compile("score")
     assert progress.kernels_to_compile("generate") == [] and progress.compile_notice("show") is None
-    notice = progress.compile_notice("score")
-    assert notice.startswith("compiling kernels (first run only, about ") and " s" in notice
+    for command in ("score", "edits", "report", "measures"):
+        notice = progress.compile_notice(command)
+        assert notice.startswith("compiling kernels (first run only, about ") and " s" in notice
+    assert "measures" in progress.kernels_to_compile("measures")
 
-    source = _source("strings")
-    with open(source, "rb") as f:
-        digest = hashlib.sha256(f.read()).digest()
     numba = version("numba")
+    for module in report:  # from here on, report's decision hangs on its strings kernels alone
+        if module != "strings":
+            _fake_index(cache, module, numba_version=numba, stamp=_digest(module))
+    source, digest = _source("strings"), _digest("strings")
     _fake_index(cache, "strings", numba_version=numba, stamp=digest)
     assert progress.kernels_to_compile("report") == [] and progress.compile_notice("report") is None
     assert "strings" not in progress.kernels_to_compile("score")
@@ -325,7 +334,7 @@ def test_reading_an_index_runs_nothing(tmp_path, monkeypatch):
         numba_version=version("numba"),
         payload=pickle.dumps((b"x" * 32, {Boom(): "x.1.nbc"})),
     )
-    assert progress.kernels_to_compile("report") == ["strings"]
+    assert "strings" in progress.kernels_to_compile("report")
     assert not (tmp_path / "ran").exists()
 
 
@@ -380,23 +389,39 @@ def _pty_run(argv, env):
     return done.returncode, b"".join(chunks).decode(errors="replace")
 
 
+def _cached_modules() -> set[str]:
+    """The kernel modules numba has written index files for in the cache of NUMBA_CACHE_DIR."""
+    folder = progress.kernel_cache_dir()
+    return {name.split(".")[0] for name in os.listdir(folder) if name.endswith(".nbi")}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="nothing compiles"
 )
-def test_first_run_notice_end_to_end(book, tmp_path):
-    """A fresh cache: the first ``report`` (the command with the fewest kernels) says it is
-    compiling, and the decision function agrees with what numba then wrote; the second run
-    says nothing."""
-    out = book / "m.parquet"
-    assert _score(book, out, "--quiet") == 0
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "fresh-cache")}
-    argv = ["report", str(out), "--pharmacy", str(book / "ph.parquet"), "--medical"]
-    argv += [str(book / "md.parquet"), "--out"]
-    rc, err = _pty_run([*argv, str(tmp_path / "r1")], env)
-    assert rc == 0, err
-    assert "rxrisk: compiling kernels (first run only, about " in err
-    check = "from rxrisk.cli import progress; print(progress.kernels_to_compile('report'))"
-    assert _python("-c", check, env=env).stdout.strip() == "[]"
-    rc, err = _pty_run([*argv, str(tmp_path / "r2")], env)
-    assert rc == 0 and "done at" in err and "compiling" not in err
+def test_first_run_notice_end_to_end(tmp_path, monkeypatch):
+    """A fresh cache: the first ``report`` says it is compiling, numba then caches exactly the
+    kernel modules the notice counts for ``report``, and the second run says nothing; then the
+    same for ``measures`` in that cache (its own kernels compile, the shared ones are cached)."""
+    from rxrisk.synthetic import generate_book
+
+    book = tmp_path / "book"
+    generate_book(book, members=50, seed=1)
+    scored = tmp_path / "members.parquet"
+    inputs = [str(book / "pharmacy.parquet"), "--medical", str(book / "medical.parquet")]
+    assert main(["score", *inputs, "--as-of", AS_OF, "--out", str(scored), "--quiet"]) == 0
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "fresh-cache"))  # for the children
+    env = dict(os.environ)
+    report = ["report", str(scored), "--pharmacy", *inputs, "--out"]
+    measures = ["measures", *inputs, "--eligibility", str(book / "eligibility.parquet")]
+    measures += ["--members", str(book / "members.parquet"), "--year", "2025", "--out"]
+    expected = set()
+    for command, argv, suffix in (("report", report, ""), ("measures", measures, ".parquet")):
+        rc, err = _pty_run([*argv, str(tmp_path / f"{command}-1{suffix}")], env)
+        assert rc == 0, err
+        assert "rxrisk: compiling kernels (first run only, about " in err, err
+        expected |= set(progress.COMMAND_KERNELS[command])
+        assert _cached_modules() == expected, command  # what the notice counts, no more
+        assert progress.kernels_to_compile(command) == []
+        rc, err = _pty_run([*argv, str(tmp_path / f"{command}-2{suffix}")], env)
+        assert rc == 0 and "done at" in err and "compiling" not in err, err

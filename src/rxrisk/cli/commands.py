@@ -1,14 +1,14 @@
-"""The ``rxrisk`` commands but ``score``: ``edits``, ``generate``, ``show``, ``config`` and
-``report``, one function each (arguments in, exit code out), and the output checks and flag
-counts they share with ``score``. The library does the work; it loads when a command runs."""
+"""The ``rxrisk`` commands but ``score``, ``edits``, ``measures`` and ``report``:
+``generate``, ``show`` and ``config``, one function each (arguments in, exit code out), and
+the output checks and flag counts the claims commands share. The library does the work; it
+loads when a command runs."""
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 
-from rxrisk.cli.progress import command_progress, print_intake, progress_printer
+from rxrisk.cli.progress import progress_printer
 from rxrisk.config.resources import data_path
 from rxrisk.days import date_of
 from rxrisk.errors import InputError
@@ -53,117 +53,6 @@ def flag_counts(table) -> dict:
         if pa.types.is_boolean(f.type) and not f.name.endswith("_dx"):
             out[f.name] = int(pc.sum(table.column(f.name)).as_py() or 0)
     return out
-
-
-# ----------------------------------------------------------------------- edits
-
-
-def cmd_edits(args) -> int:
-    """``rxrisk edits``: replay the point-of-sale safety edits.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed ``rxrisk edits`` arguments.
-
-    Returns
-    -------
-    int
-        The exit code, 0 (an input error raises :class:`~rxrisk.errors.InputError`).
-    """
-    from rxrisk.edits import (  # lazy: pulls pyarrow.compute and the kernels
-        EDIT_NAMES,
-        load_edits,
-        replay_edits,
-    )
-    from rxrisk.io.outputs import Commit  # lazy: pulls numba and pyarrow.compute
-
-    out, audit_path = check_paths(args, [("--out", args.out), ("--audit", args.audit)])
-    load_edits(args.edits, args.overrides)  # fail fast on a bad edits file or --set, before reading
-    show = command_progress(args, "edits")
-    t0 = time.perf_counter()
-    result = replay_edits(
-        args.pharmacy,
-        args.medical,
-        reference=args.reference,
-        rules=args.rules,
-        codesets=args.codesets,
-        edits=args.edits,
-        overrides=args.overrides,
-        threads=args.threads,
-        progress=show,
-        date_format=args.date_format,
-        max_reject_share=args.max_reject_share,
-    )
-    print_intake(args, result.audit)
-    with Commit() as run:  # every output in place, or none
-        run.table(result.claims, out)
-        if audit_path is not None:
-            run.json(result.audit, audit_path)
-    if not args.quiet:
-        a = result.audit
-        e = a["edits"]
-        print(
-            f"rxrisk: replayed {e['claims_evaluated']:,} claims of {a['members_scored']:,} members "
-            f"from {a['pharmacy']['rows_read']:,} pharmacy rows in {time.perf_counter() - t0:.1f}s; wrote {out}"
-        )
-        width = max(len(n) for n in EDIT_NAMES)
-        print(f"{'edit'.ljust(width)}  {'claims':>12}  {'members':>12}")
-        for name in EDIT_NAMES:
-            print(f"{name.ljust(width)}  {e['fired'][name]:>12,}  {e['members_hit'][name]:>12,}")
-    return 0
-
-
-# ----------------------------------------------------------------------- report
-
-
-def cmd_report(args) -> int:
-    """``rxrisk report``: member profiles, prescriber bundles, outreach and lock-in lists.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed ``rxrisk report`` arguments.
-
-    Returns
-    -------
-    int
-        The exit code, 0 (an input error raises :class:`~rxrisk.errors.InputError`).
-    """
-    from rxrisk.reports.write import write_reports  # lazy: pulls numba and pyarrow.compute
-
-    flags = args.flags if args.flags else (() if args.reasons else ("at_risk",))
-    show = command_progress(args, "report")
-    t0 = time.perf_counter()
-    summary = write_reports(
-        args.members,
-        args.pharmacy,
-        args.medical,
-        out_dir=args.out,
-        as_of=args.as_of,
-        flags=flags,
-        reasons=args.reasons,
-        reference=args.reference,
-        rules=args.rules,
-        codesets=args.codesets,
-        lookback_days=args.lookback_days,
-        list_format=args.list_format,
-        progress=show,
-        date_format=args.date_format,
-        max_reject_share=args.max_reject_share,
-    )
-    print_intake(args, summary)
-    if not args.quiet:
-        s = summary
-        print(
-            f"rxrisk: as of {s['as_of']}: {s['member_pages']:,} member profiles, "
-            f"{s['prescriber_pages']:,} prescriber bundles, {s['outreach_rows']:,} outreach and "
-            f"{s['lock_in_rows']:,} lock-in rows in {time.perf_counter() - t0:.1f}s; "
-            f"wrote {s['out_dir']}/index.html"
-        )
-        for note in s["notes"]:
-            print(f"rxrisk: note: {note}")
-    return 0
 
 
 # ----------------------------------------------------------------------- generate

@@ -10,12 +10,12 @@ import sys
 from rxrisk.cli.commands import (
     CONFIG_FILES,
     cmd_config,
-    cmd_edits,
     cmd_generate,
-    cmd_report,
     cmd_show,
 )
+from rxrisk.cli.edits import cmd_edits
 from rxrisk.cli.measures import cmd_measures
+from rxrisk.cli.report import cmd_report
 from rxrisk.cli.score import cmd_score
 from rxrisk.version import __version__
 
@@ -250,6 +250,7 @@ def _add_edits(sub) -> None:
         metavar="FILE",
         help="claim table; format from extension: .parquet, .csv, .arrow",
     )
+    _add_streaming_options(e)
     _add_run_options(e)
     e.set_defaults(func=cmd_edits)
 
@@ -387,6 +388,7 @@ def _add_report(sub) -> None:
         help="format of outreach and lock_in (default parquet)",
     )
     r.add_argument("--out", required=True, metavar="DIR", help="report folder (created)")
+    _add_streaming_options(r)
     _add_run_options(r, threads=False)
     r.set_defaults(func=cmd_report)
 

@@ -17,17 +17,35 @@ def _distinct_sorted(values: np.ndarray) -> int:
     return int(len(values) > 0) + int(np.count_nonzero(values[1:] != values[:-1]))
 
 
+class BookText:
+    """The claim ids and NDCs of the claim table, by input row, from a whole book read into
+    memory (:class:`rxrisk.ingest.select.Ingested`)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def claim_id(self, rows: np.ndarray) -> pa.Array:
+        """Trimmed claim id of each input row (null when absent or empty)."""
+        return clean_text(take_rows(self.data.pharmacy.claim_id, rows)).combine_chunks()
+
+    def ndc(self, rows: np.ndarray) -> pa.Array:
+        """Normalised 11-digit NDC of each input row."""
+        return self.data.pharmacy_rows.normalized_ndc(rows)
+
+
 def edits_table(
-    claims, data, ref: pa.Table, ref_row: np.ndarray, out: EditOutputs
+    claims, text, ref: pa.Table, ref_row: np.ndarray, out: EditOutputs
 ) -> tuple[pa.Table, dict]:
     """Assemble the claim table and the per-edit counts of the audit.
 
     Parameters
     ----------
     claims : rxrisk.scoring.encode.Claims
-        The encoded used claims the kernel replayed.
-    data : rxrisk.ingest.select.Ingested
-        The ingested inputs (claim ids and NDCs of the table).
+        The encoded used claims the kernel replayed (a whole book's or one member
+        partition's).
+    text : BookText or rxrisk.engines.stream_edits.PartitionText
+        The claim ids and NDCs of the table: ``claim_id(rows)`` and ``ndc(rows)`` of input
+        rows (``claims.row``).
     ref : pyarrow.Table
         The drug reference (``drug_class``).
     ref_row : int array
@@ -51,9 +69,9 @@ def edits_table(
     flags = {name: (fired & np.uint8(bit)) != 0 for name, bit in EDIT_BITS.items()}
     columns = {
         "member_id": claims.member_ids.take(pa.array(member, pa.int64())),
-        "claim_id": clean_text(take_rows(data.pharmacy.claim_id, claims.row[sel])).combine_chunks(),
+        "claim_id": text.claim_id(claims.row[sel]),
         "fill_date": pa.array(claims.start[sel].astype(np.int32), pa.int32()).view(pa.date32()),
-        "ndc": data.pharmacy_rows.normalized_ndc(claims.row[sel]),
+        "ndc": text.ndc(claims.row[sel]),
         "drug_class": ref.column("drug_class")
         .take(pa.array(ref_row[sel], pa.int64()))
         .combine_chunks(),

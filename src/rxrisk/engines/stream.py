@@ -48,7 +48,7 @@ from rxrisk.engines.spool import Spool
 from rxrisk.errors import InputError
 from rxrisk.ingest import intake, validate
 from rxrisk.ingest.checked import check_medical_batch, check_pharmacy_batch
-from rxrisk.ingest.conform import conform_medical, conform_pharmacy
+from rxrisk.ingest.conform import clean_text, conform_medical, conform_pharmacy
 from rxrisk.ingest.drugs import DrugTable
 from rxrisk.ingest.sources import MEDICAL_REQUIRED, PHARMACY_OPTIONAL, PHARMACY_REQUIRED, Source
 from rxrisk.ingest.tracked import (
@@ -267,6 +267,8 @@ class _Pass:
     offenders: intake.Offenders
     clock: object
     date_format: str | None
+    claim_ids: bool = False  # tracked fills keep their trimmed claim id (the edit replay's table)
+    keep: object | None = None  # narrows the tracked stores to some members (see ingest_stream)
 
     def stores(self) -> list[Spool]:
         return [s for s in (self.claims, self.fills, self.events, self.members) if s is not None]
@@ -303,7 +305,16 @@ def _open_inputs(pharmacy, medical, options, quarantine: bool):
 
 
 def _open_pass(
-    ph: BatchSource, md: BatchSource | None, options, *, all_members, quarantine, clock, date_format
+    ph: BatchSource,
+    md: BatchSource | None,
+    options,
+    *,
+    all_members,
+    quarantine,
+    clock,
+    date_format,
+    claim_ids=False,
+    keep=None,
 ) -> _Pass:
     """The partitioned stores of a run, their partition counts picked from the row counts."""
     total = (ph.rows or 0) + ((md.rows or 0) if md is not None else 0)
@@ -335,6 +346,8 @@ def _open_pass(
         offenders=intake.Offenders(),
         clock=clock,
         date_format=date_format,
+        claim_ids=claim_ids,
+        keep=keep,
     )
 
 
@@ -349,12 +362,23 @@ def ingest_stream(
     quarantine: bool = False,
     date_format: str | None = None,
     max_reject_share: float | None = None,
+    claim_ids: bool = False,
+    keep=None,
 ) -> StreamedBook:
     """Stream both inputs into partitioned stores (see the module docstring).
 
     ``date_format`` and ``max_reject_share`` as for :func:`rxrisk.ingest.select.ingest`: a
     rejection reason above the share stops here, after both inputs were read and before
-    anything is scored or written.
+    anything is scored or written. ``claim_ids`` adds to the tracked fills a ``claim_id``
+    column (trimmed, empty as null), for the claim table of the edit replay.
+
+    ``keep`` narrows the tracked stores for a command that needs only some rows (the
+    report: its members' rows): ``keep.fills(table)`` gets each batch's tracked fills
+    (:func:`~rxrisk.ingest.tracked.tracked_fills`) and returns the rows to store, and
+    ``keep.events(columns, rows, first_row)`` each medical batch's checked columns and rows
+    and returns the table to store (with a ``member_id`` column). Audit counts and claim-id
+    matching do not change; read such stores with ``fills.read`` / ``events.read`` (not
+    :meth:`StreamedBook.tracked`, which expects the scoring columns).
     """
     max_days_supply = config.metrics.max_days_supply
     max_reject_share = config.reject_share(max_reject_share)
@@ -367,6 +391,8 @@ def ingest_stream(
         quarantine=quarantine,
         clock=clock,
         date_format=date_format,
+        claim_ids=claim_ids,
+        keep=keep,
     )
     try:
         counts = _pharmacy_pass(
@@ -421,6 +447,11 @@ def _pharmacy_pass(src: BatchSource, run: _Pass, *, drugs, max_days_supply: int)
         add_claim_keys(run.claims, batch)
         if c.paid_ok.any():  # paid rows that passed the checks are tracked rows
             fills = tracked_fills(batch.columns, c.paid_ok, c.ref_row, r0)
+            if run.claim_ids:
+                kept = take_rows(batch.columns.claim_id, np.flatnonzero(c.paid_ok))
+                fills = fills.append_column("claim_id", clean_text(kept))
+            if run.keep is not None:
+                fills = run.keep.fills(fills)
             run.fills.add(fills, member_parts(fills.column("member_id"), run.fills.n_parts))
         run.add_members(batch.columns.member_id)
         if run.rejected is not None:
@@ -450,7 +481,10 @@ def _medical_pass(src: BatchSource, run: _Pass, *, codesets) -> dict:
         reasons += np.bincount(rows.reason[rows.reason >= 0], minlength=n_reasons)
         buckets += np.bincount(rows.bucket, minlength=len(buckets))
         if (rows.bucket == validate.MEDICAL_BUCKETS.index("used")).any():
-            events = tracked_events(batch.columns, rows)
+            if run.keep is None:
+                events = tracked_events(batch.columns, rows)
+            else:
+                events = run.keep.events(batch.columns, rows, r0)
             run.events.add(events, member_parts(events.column("member_id"), run.events.n_parts))
         run.add_members(batch.columns.member_id)
         if run.rejected is not None:

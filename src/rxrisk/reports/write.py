@@ -18,23 +18,22 @@ from rxrisk.config.rules import load_rules
 from rxrisk.config.settings import load_config
 from rxrisk.days import date_of
 from rxrisk.errors import InputError
-from rxrisk.ingest.intake import audit_warnings
-from rxrisk.ingest.select import Ingested, ingest
 from rxrisk.io.outputs import Commit, check_collisions, check_target, sweep_leftovers
 from rxrisk.reports import pages
+from rxrisk.reports.claims import read_claims
 from rxrisk.reports.data import (
     Daily,
     Fills,
     MedicalEvents,
+    MemberClaims,
+    claims_fills,
     daily_series,
     medical_events,
-    member_fills,
 )
 from rxrisk.reports.lists import list_members, lock_in_table, outreach_table, with_profile
 from rxrisk.reports.members import load_members, pick_as_of, selection_mask
 from rxrisk.reports.view import MemberView, ReportContext
 from rxrisk.reports.wording import rule_thresholds
-from rxrisk.scoring.encode import encode_used
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_STEM = 64
@@ -129,6 +128,7 @@ def write_reports(
     progress=None,
     date_format: str | None = None,
     max_reject_share: float | None = None,
+    stream=None,
 ) -> dict:
     """Write member profiles, prescriber bundles, the outreach and lock-in lists and an index.
 
@@ -152,9 +152,9 @@ def write_reports(
         window of the ``multi_provider`` and ``cms_oms`` flags).
     list_format : {"parquet", "csv"}
         Format of ``outreach`` and ``lock_in``.
-    date_format, max_reject_share :
-        As for :func:`rxrisk.score`: the format of text dates in another form, and the
-        share of rejected rows that stops the run before anything is written.
+    date_format, max_reject_share, stream :
+        As for :func:`rxrisk.score` (text dates of another form; the rejected share that stops
+        the run; streaming, keeping only the reported members' rows: the same folder).
 
     Returns
     -------
@@ -168,30 +168,43 @@ def write_reports(
     inputs = {"members": members, "pharmacy": pharmacy, "medical": medical}
     check_report_paths(out, **inputs, reference=reference, rules=rules, codesets=codesets)
     ruleset = load_rules(rules)
-    table, a = pick_as_of(load_members(members), as_of)
-    selected = selection_mask(table, flags, reasons)
-    outreach, lock_in, notes = list_members(table)
+    table, a, selected, outreach, lock_in, notes = _pick_members(members, as_of, flags, reasons)
     clock.lap("members")
-
     cfg = load_config(reference=reference, rules=ruleset, codesets=codesets)
-    max_reject_share = cfg.reject_share(max_reject_share)
-    data = ingest(
+    need = np.flatnonzero(selected | lock_in)  # the members whose claims the report needs
+    rows, blocks = read_claims(
         pharmacy,
         medical,
         cfg,
+        _ids(table, need),
+        stream=stream,
         clock=clock,
         date_format=date_format,
         max_reject_share=max_reject_share,
     )
-    book = _Book.gather(table, a, lookback_days, selected, outreach, lock_in, data, ruleset)
+    book = _Book.gather(table, a, lookback_days, selected, (outreach, lock_in), rows, cfg, need)
     clock.lap("claims")
-    tail = {"notes": notes, **_audit(data, cfg, max_reject_share)}
+    tail = {"notes": notes, **blocks}
     with Commit() as run:  # the files take their names only once all were written
         summary, written = _write_folder(run, out, book, ruleset, list_format, tail, clock)
     _remove_stale(out, written, list_format)
     clock.lap("lists")
     summary["seconds"] = {**clock.seconds, "total": round(time.perf_counter() - t0, 6)}
     return summary
+
+
+def _pick_members(members, as_of, flags, reasons) -> tuple:
+    """The member table at the as-of date (read, picked), its day number, the selection
+    mask, the outreach and lock-in masks and the notes on the lists."""
+    table, a = pick_as_of(load_members(members), as_of)
+    selected = selection_mask(table, flags, reasons)
+    outreach, lock_in, notes = list_members(table)
+    return table, a, selected, outreach, lock_in, notes
+
+
+def _ids(table: pa.Table, rows: np.ndarray) -> pa.Array:
+    """The member ids of ``rows`` of ``table``."""
+    return table.column("member_id").take(pa.array(rows, pa.int64())).combine_chunks()
 
 
 def _check_options(out_dir, list_format: str, lookback_days: int) -> Path:
@@ -233,13 +246,16 @@ class _Book:
     in_window: np.ndarray  # bool per fill: filled first_day .. as_of
 
     @classmethod
-    def gather(cls, table, a, lookback_days, selected, outreach, lock_in, data, ruleset) -> _Book:
-        """The claims of the ``selected`` and ``lock_in`` rows of ``table`` in ``data``."""
-        need = np.flatnonzero(selected | lock_in)
-        wanted = table.column("member_id").take(pa.array(need, pa.int64())).combine_chunks()
-        fills = member_fills(data, wanted, encode_used(data))
+    def gather(
+        cls, table, a, lookback_days, selected, lists, claims: MemberClaims, cfg, need
+    ) -> _Book:
+        """The book of the ``need`` rows of ``table`` (the ``selected`` rows and those on
+        the ``lists``, outreach and lock-in), from their members' used rows ``claims``."""
+        outreach, lock_in = lists
+        wanted = _ids(table, need)
+        fills = claims_fills(claims, cfg.reference, wanted)
         first = a - lookback_days + 1
-        event_days = max(lookback_days, ruleset.metrics.dx_lookback_days)
+        event_days = max(lookback_days, cfg.metrics.dx_lookback_days)
         rows = table.take(pa.array(need, pa.int64())).to_pylist()
         return cls(
             table=table,
@@ -253,7 +269,7 @@ class _Book:
             rows=rows,
             ids=[str(r["member_id"]) for r in rows],
             fills=fills,
-            events=medical_events(data, wanted, a - event_days + 1, a),
+            events=medical_events(claims, wanted, a - event_days + 1, a),
             daily=daily_series(fills, len(wanted), first, a),
             in_window=(fills.start >= first) & (fills.start <= a),
         )
@@ -370,18 +386,6 @@ def _summary(out: Path, book: _Book, counts: tuple, ext: str) -> dict:
             "outreach": f"outreach{ext}",
             "lock_in": f"lock_in{ext}",
         },
-    }
-
-
-def _audit(data: Ingested, cfg, max_reject_share) -> dict:
-    """The claims' audit blocks (``pharmacy``, ``medical``) and their ``warnings``."""
-    return {
-        **data.audit_blocks(),
-        "warnings": audit_warnings(
-            data.audit_blocks(),
-            max_reject_share=max_reject_share,
-            max_days_supply=cfg.metrics.max_days_supply,
-        ),
     }
 
 
