@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rxrisk.config.resources import data_path
-from rxrisk.errors import TOML_TOO_DEEP, InputError
+from rxrisk.config.toml_file import decode_settings_file
+from rxrisk.errors import InputError
 from rxrisk.io.arrow import to_bool
 
 #: Categories the engine's metrics read, in bit order. A code-set file must define them all.
@@ -88,14 +89,10 @@ class CodeSets:
 def load_codesets(path=None) -> CodeSets:
     """Load and check a code-set file (default ``data/codesets/default.toml``)."""
     path = Path(path) if path is not None else data_path("codesets", "default.toml")
-    try:
-        parsed = msgspec.toml.decode(path.read_bytes(), type=_File)
-    except OSError as exc:
-        raise InputError(f"code-set file {path}: cannot be read ({exc.strerror})") from None
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise InputError(f"code-set file {path}: {exc}") from None
-    except RecursionError:
-        raise InputError(f"code-set file {path}: {TOML_TOO_DEEP}") from None
+    # msgspec's own words for a file that does not fit, and no fix for one that cannot be read
+    parsed = decode_settings_file(
+        path, _File, "code-set file", explain=str, read_fix="", invalid_toml="{}"
+    )
     found = {c.name: c for c in parsed.category}
     missing = [c for c in CATEGORIES if c not in found]
     if missing:

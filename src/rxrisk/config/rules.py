@@ -22,7 +22,8 @@ import numpy as np
 from rxrisk.config.reference import EDITIONS
 from rxrisk.config.resources import data_path
 from rxrisk.config.schema import MME_DEFINITIONS, metric_fields
-from rxrisk.errors import TOML_TOO_DEEP, InputError
+from rxrisk.config.toml_file import convert_settings, decode_settings_file
+from rxrisk.errors import InputError
 
 
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -99,10 +100,7 @@ def load_rules(source=None) -> RuleSet:
         return source
     if isinstance(source, dict):
         data = {"source": "<rules dict>", **source}
-        try:
-            rules = msgspec.convert(data, type=RuleSet)
-        except msgspec.ValidationError as exc:
-            raise InputError(f"rules file <rules dict>: {_explain(exc)}") from None
+        rules = convert_settings(data, RuleSet, "rules file <rules dict>")
         _check(rules)
         return rules
     if source is not None and not isinstance(source, (str, os.PathLike)):
@@ -111,32 +109,10 @@ def load_rules(source=None) -> RuleSet:
             "path, a dict of the same structure as the file, or a RuleSet"
         )
     path = Path(source) if source is not None else data_path("rules", "default.toml")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(
-            f"rules file {path}: cannot be read ({exc.strerror}); check the path"
-        ) from None
-    try:
-        rules = msgspec.toml.decode(raw, type=RuleSet)
-    except msgspec.ValidationError as exc:
-        raise InputError(f"rules file {path}: {_explain(exc)}") from None
-    except msgspec.DecodeError as exc:
-        raise InputError(f"rules file {path}: not valid TOML ({exc})") from None
-    except RecursionError:
-        raise InputError(f"rules file {path}: {TOML_TOO_DEEP}") from None
+    rules = decode_settings_file(path, RuleSet, "rules file")
     rules = msgspec.structs.replace(rules, source=str(path))
     _check(rules)
     return rules
-
-
-def _explain(exc: msgspec.ValidationError) -> str:
-    text = str(exc)
-    # msgspec says e.g. "Expected `int`, got `str` - at `$.flags[2].when`"
-    if " - at `$." in text:
-        msg, where = text.rsplit(" - at `$.", 1)
-        return f"field {where.rstrip('`')}: {msg}"
-    return text
 
 
 def _check(rules: RuleSet) -> None:

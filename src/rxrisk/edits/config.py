@@ -16,7 +16,8 @@ from pathlib import Path
 import msgspec
 
 from rxrisk.config.resources import data_path
-from rxrisk.errors import TOML_TOO_DEEP, InputError
+from rxrisk.config.toml_file import convert_settings, decode_settings_file, split_validation_error
+from rxrisk.errors import InputError
 from rxrisk.kernels.edits_containers import EDIT_BITS
 
 #: The edits in the documented table order: the order of the bool columns and of ``edits``
@@ -137,10 +138,7 @@ def load_edits(source=None, overrides: Iterable[str] = ()) -> EditSet:
     if isinstance(source, EditSet):
         edits = source
     elif isinstance(source, dict):
-        try:
-            sections = msgspec.convert(source, type=_Sections)
-        except msgspec.ValidationError as exc:
-            raise InputError(f"edits dict: {_explain(exc)}") from None
+        sections = convert_settings(source, _Sections, "edits dict", explain=_explain)
         edits = EditSet(**msgspec.structs.asdict(sections), source="<edits dict>")
     elif source is not None and not isinstance(source, (str, os.PathLike)):
         raise InputError(
@@ -149,20 +147,7 @@ def load_edits(source=None, overrides: Iterable[str] = ()) -> EditSet:
         )
     else:
         path = Path(source) if source is not None else data_path("rules", "edits.toml")
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise InputError(
-                f"edits file {path}: cannot be read ({exc.strerror}); check the path"
-            ) from None
-        try:
-            sections = msgspec.toml.decode(raw, type=_Sections)
-        except msgspec.ValidationError as exc:
-            raise InputError(f"edits file {path}: {_explain(exc)}") from None
-        except msgspec.DecodeError as exc:
-            raise InputError(f"edits file {path}: not valid TOML ({exc})") from None
-        except RecursionError:
-            raise InputError(f"edits file {path}: {TOML_TOO_DEEP}") from None
+        sections = decode_settings_file(path, _Sections, "edits file", explain=_explain)
         edits = EditSet(**msgspec.structs.asdict(sections), source=str(path))
     _check(edits, f"edits file {edits.source}")
     for item in overrides or ():
@@ -192,10 +177,7 @@ def apply_override(edits: EditSet, item: str) -> EditSet:
         value = text  # not a TOML value: let the type check name the expected type
     data = edits.sections()
     data[section][field] = value
-    try:
-        sections = msgspec.convert(data, type=_Sections)
-    except msgspec.ValidationError as exc:
-        raise InputError(f"{where}: {_explain(exc)}") from None
+    sections = convert_settings(data, _Sections, where, explain=_explain)
     out = EditSet(**msgspec.structs.asdict(sections), source=edits.source)
     _check(out, where)
     return out
@@ -203,12 +185,8 @@ def apply_override(edits: EditSet, item: str) -> EditSet:
 
 def _explain(exc: msgspec.ValidationError) -> str:
     """msgspec's message with the edit and field named the way the file spells them."""
-    text = str(exc)
-    msg, _, at = text.partition(" - at `$")
-    path = at.rstrip("`").lstrip(".")
-    section, _, field = path.partition(".")
-    if msg.startswith("Object contains unknown field"):
-        unknown = msg.split("`")[1] if "`" in msg else "?"
+    msg, section, field, unknown = split_validation_error(exc)
+    if unknown is not None:
         if not section:
             return f"unknown edit [{unknown}]; valid edits: {', '.join(SECTIONS)}"
         return f"{_label(section)}: unknown field {unknown!r}; {_valid_fields(section)}"

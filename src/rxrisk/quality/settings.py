@@ -19,8 +19,9 @@ import msgspec
 import numpy as np
 
 from rxrisk.config.resources import data_path
+from rxrisk.config.toml_file import convert_settings, decode_settings_file, split_validation_error
 from rxrisk.days import day_of
-from rxrisk.errors import TOML_TOO_DEEP, InputError, shown
+from rxrisk.errors import InputError, shown
 
 # --------------------------------------------------------------------------- the file's tables
 
@@ -201,7 +202,8 @@ def load_measure_settings(path=None) -> MeasureSettings:
         _check(path, f"measures config {path.source}")
         return path
     if isinstance(path, dict):
-        return _settings(_convert(path, "measures config <dict>"), "<dict>")
+        tables = convert_settings(path, _Tables, "measures config <dict>", explain=_explain)
+        return _settings(tables, "<dict>")
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise InputError(
             f"measures config: cannot use an object of type {type(path).__name__}; give a "
@@ -209,27 +211,8 @@ def load_measure_settings(path=None) -> MeasureSettings:
             "MeasureSettings"
         )
     file = Path(path) if path is not None else data_path("measures", "default.toml")
-    where = f"measures config file {file}"
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{where}: cannot be read ({exc.strerror}); check the path") from None
-    try:
-        tables = msgspec.toml.decode(raw, type=_Tables)
-    except msgspec.ValidationError as exc:
-        raise InputError(f"{where}: {_explain(exc)}") from None
-    except msgspec.DecodeError as exc:
-        raise InputError(f"{where}: not valid TOML ({exc})") from None
-    except RecursionError:
-        raise InputError(f"{where}: {TOML_TOO_DEEP}") from None
+    tables = decode_settings_file(file, _Tables, "measures config file", explain=_explain)
     return _settings(tables, str(file))
-
-
-def _convert(data: dict, where: str) -> _Tables:
-    try:
-        return msgspec.convert(data, type=_Tables)
-    except msgspec.ValidationError as exc:
-        raise InputError(f"{where}: {_explain(exc)}") from None
 
 
 def _settings(tables: _Tables, source: str) -> MeasureSettings:
@@ -244,10 +227,8 @@ def _settings(tables: _Tables, source: str) -> MeasureSettings:
 
 def _explain(exc: msgspec.ValidationError) -> str:
     """msgspec's message with the table and key named the way the file spells them."""
-    msg, _, at = str(exc).partition(" - at `$")
-    table, _, key = at.rstrip("`").lstrip(".").partition(".")
-    if msg.startswith("Object contains unknown field"):
-        unknown = msg.split("`")[1] if "`" in msg else "?"
+    msg, table, key, unknown = split_validation_error(exc)
+    if unknown is not None:
         if not table:
             if unknown in TABLE_OF:
                 return f"key {unknown!r} belongs in table [{TABLE_OF[unknown]}]; write it there"
