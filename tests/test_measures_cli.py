@@ -303,3 +303,28 @@ def test_a_failed_report_leaves_no_output(extract, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert rc == 1 and "OSError: disk full" in err
     assert _files(t) == before and not (t / "report").exists()
+
+
+def test_streaming_removes_spill_folders_of_killed_runs(extract, capsys):
+    """A streamed run first removes the spill folders killed runs left where it spills (as
+    ``score``, ``edits`` and ``report`` do), even when it spills nothing itself."""
+    import subprocess
+    import sys
+
+    from rxrisk.io import runfiles
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    t = extract
+    spill = t / "spill"
+    spill.mkdir()
+    dead = spill / f"rxrisk-spill-{runfiles._host()}-{proc.pid}-123-0-fills"
+    dead.mkdir()
+    (dead / "fills-00000.arrow").write_bytes(b"x")
+    mine = spill / "notes"  # not a spill folder: stays
+    mine.mkdir()
+    argv = _argv(t, "--year", "2025", "--out", str(t / "s.parquet"), "--stream")
+    assert main([*argv, "--spill-dir", str(spill), "--memory-budget", "1G"]) == 0, (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in spill.iterdir()) == ["notes"]

@@ -34,10 +34,6 @@ def cmd_edits(args) -> int:
     out, audit_path = check_paths(args, [("--out", args.out), ("--audit", args.audit)])
     load_edits(args.edits, args.overrides)  # fail fast on a bad edits file or --set, before reading
     stream = stream_options(args)
-    if stream is not None:  # spill folders of killed runs in the folder this run spills to
-        from rxrisk.engines.spool import sweep_spill_root  # lazy: pyarrow; --help stays fast
-
-        sweep_spill_root(stream.spill_dir)
     show = command_progress(args, "edits")
     t0 = time.perf_counter()
     result = replay_edits(

@@ -27,10 +27,6 @@ def cmd_report(args) -> int:
 
     flags = args.flags if args.flags else (() if args.reasons else ("at_risk",))
     stream = stream_options(args)
-    if stream is not None:  # spill folders of killed runs in the folder this run spills to
-        from rxrisk.engines.spool import sweep_spill_root  # lazy: pyarrow; --help stays fast
-
-        sweep_spill_root(stream.spill_dir)
     show = command_progress(args, "report")
     t0 = time.perf_counter()
     summary = write_reports(

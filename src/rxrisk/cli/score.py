@@ -52,10 +52,6 @@ def _score_local(args, out, audit_path, q_path) -> int:
     show = command_progress(args, "score")
     t0 = time.perf_counter()
     stream = stream_options(args)
-    if stream is not None:  # spill folders of killed runs in the folder this run spills to
-        from rxrisk.engines.spool import sweep_spill_root  # lazy: pyarrow; --help stays fast
-
-        sweep_spill_root(stream.spill_dir)
     result = score(
         args.pharmacy,
         args.medical,
@@ -114,7 +110,19 @@ def parse_size(text: str) -> int:
 
 def stream_options(args):
     """StreamOptions from --stream/--in-memory and the batch/partition/spill options (None:
-    in memory). Default: stream when the pharmacy input is large (see rxrisk.engines.batches)."""
+    in memory). Default: stream when the pharmacy input is large (see rxrisk.engines.batches).
+    When the run streams, the spill folders that killed runs left in the folder it spills to
+    are removed first (every command that streams calls this)."""
+    stream = _stream_options(args)
+    if stream is not None:
+        from rxrisk.engines.spool import sweep_spill_root  # lazy: pyarrow; --help stays fast
+
+        sweep_spill_root(stream.spill_dir)
+    return stream
+
+
+def _stream_options(args):
+    """:func:`stream_options` without the sweep."""
     from rxrisk.engines.batches import should_stream  # lazy: pulls pyarrow.compute
     from rxrisk.engines.stream import StreamOptions, check_range  # lazy: pulls pyarrow.compute
 
