@@ -4,6 +4,7 @@ each run in a child process, with its wall time and CPU time (user + system of t
 
     python bench/bench_start.py                                  # read ratio on a 100K book
     python bench/bench_start.py --book /tmp/book1m --repeat 5 --json start.json
+    python bench/bench_start.py --skip-read --read-only-runs 0    # start-up figures only
 
 Reports, all from this one run on this machine:
 - cold start: ``score``, ``edits`` and ``measures`` (year 2025) on a generated 200-member book
@@ -147,6 +148,8 @@ def start_figures(tmp: Path, opts) -> tuple[dict, dict[str, str]]:
     ensure_book(book, opts.start_members, opts.seed)
     ph, md = _input(book, "pharmacy"), _input(book, "medical")
     base = dict(os.environ)
+    if opts.bytecode:  # .pyc files written and read, as in an installed package
+        base.pop("PYTHONDONTWRITEBYTECODE", None)
     envs = {c: dict(base, NUMBA_CACHE_DIR=str(tmp / f"cache-{c}")) for c in COMMANDS}
 
     def run(command: str, env: dict[str, str]) -> dict:
@@ -233,7 +236,9 @@ def table(figures: dict) -> str:
             row(f"{command}, read-only install, run {i}", fig, warm)
         row(f"{command}, warm (median of {len(warm['runs'])})", warm)
     row(f"rxrisk --help (median of {len(figures['help']['runs'])})", figures["help"])
-    book = figures["read"]
+    book = figures.get("read")
+    if book is None:
+        return "\n".join(lines)
     lines += [
         "",
         f"book {book['book']} ({book['input_rows']:,} input rows), median of "
@@ -260,15 +265,25 @@ def main(argv=None) -> int:
     p.add_argument("--read-only-runs", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument(
+        "--skip-read", action="store_true", help="leave out end to end / read (no large book)"
+    )
+    p.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="let the commands write and read .pyc files (drop PYTHONDONTWRITEBYTECODE), as an "
+        "installed package does; otherwise they compile every source they import on every run",
+    )
     args = p.parse_args(argv)
     args.repeat = max(1, args.repeat)
     book = args.book
-    if book is None:
+    if book is None and not args.skip_read:
         book = Path(tempfile.gettempdir()) / f"rxrisk-book-{args.members}-{args.seed}"
         ensure_book(book, args.members, args.seed)
 
     figures = {
         "command": " ".join(rxrisk_command()),
+        "bytecode": args.bytecode or not os.environ.get("PYTHONDONTWRITEBYTECODE"),
         "cores": os.cpu_count(),
         "threads": args.threads,
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
@@ -276,7 +291,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="rxrisk-bench-start-") as tmp:
         start, env = start_figures(Path(tmp), args)
         figures.update(start)
-        figures["read"] = read_figures(Path(tmp), book, env, args)
+        if not args.skip_read:
+            figures["read"] = read_figures(Path(tmp), book, env, args)
     figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(table(figures))
     if args.json:

@@ -1,10 +1,11 @@
 """The one jit decorator factory of the kernels (like datashader's ``ngjit``).
 
-Every kernel is compiled in nopython mode with ``cache=True``. The on-disk cache goes to
-``NUMBA_CACHE_DIR`` when the user set it; otherwise to ``$XDG_CACHE_HOME/rxrisk/numba``
-(``~/.cache/rxrisk/numba``), so that a read-only install (site-packages owned by root, a
-container image) still caches. When no such folder is writable, caching is turned off and
-the kernels are compiled in memory on first call, which is slower but correct.
+Every kernel is compiled in nopython mode and cached on disk by :class:`KernelCache`, which
+reads first the user cache folder and then the cache shipped with the package, and saves what it
+compiles to the user folder (:mod:`rxrisk.kernels._cache_files` owns the layout). A fresh install
+therefore loads the kernels compiled when the wheel was built, and a read-only install (no
+writable cache folder anywhere) does too; only a kernel missing from both (another numba, another
+CPU, edited kernel sources) is compiled, and then kept in memory when no folder is writable.
 
 Kernels never read module globals for configuration (numba freezes globals at compile
 time) and never call ``numba.get_num_threads()`` (it disables caching): the thread or chunk
@@ -14,50 +15,103 @@ count is passed in as an argument. :func:`each_chunk` runs a kernel over chunks 
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numba
-from numba.core import config as _numba_config
+from numba.core.caching import (
+    CompileResultCacheImpl,
+    FunctionCache,
+    IndexDataCacheFile,
+    _CacheLocator,
+)
+from numba.core.dispatcher import Dispatcher
+
+from rxrisk.kernels._cache_files import SHIPPED_DIR, save_dir, source_stamp
+
+#: Where compiled kernels are saved (None: nowhere writable, kept in memory).
+SAVE_DIR = save_dir()
 
 
-def _writable(path: Path) -> bool:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True):
-            pass
-        return True
-    except OSError:
-        return False
+class _KernelLocator(_CacheLocator):
+    """numba cache locator of a kernel: the save folder (else the shipped one), stamped with
+    every kernel source."""
+
+    def __init__(self, py_func, py_file):
+        self._lineno = py_func.__code__.co_firstlineno
+        self._path = str(SAVE_DIR if SAVE_DIR is not None else SHIPPED_DIR)
+
+    def ensure_cache_path(self):
+        if SAVE_DIR is not None:
+            super().ensure_cache_path()
+
+    def get_cache_path(self):
+        return self._path
+
+    def get_source_stamp(self):
+        return source_stamp()
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        return cls(py_func, py_file)
 
 
-def _configure_cache() -> bool:
-    """Point numba's cache at a writable folder; return whether caching is possible."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return _writable(Path(os.environ["NUMBA_CACHE_DIR"]))
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    target = Path(base) / "rxrisk" / "numba"
-    if _writable(target):
-        _numba_config.CACHE_DIR = str(target)
-        return True
-    return False
+class _KernelCacheImpl(CompileResultCacheImpl):
+    _locator_classes = [_KernelLocator]
 
 
-CACHE_ENABLED = _configure_cache()
+class KernelCache(FunctionCache):
+    """numba's function cache over two folders: loads from the save folder, then from the
+    shipped cache; saves to the save folder only (nothing when there is none)."""
+
+    _impl_class = _KernelCacheImpl
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        shipped = None
+        if SAVE_DIR != SHIPPED_DIR and SHIPPED_DIR.is_dir():
+            shipped = IndexDataCacheFile(
+                cache_path=str(SHIPPED_DIR),
+                filename_base=self._impl.filename_base,
+                source_stamp=source_stamp(),
+            )
+        self._shipped = shipped
+
+    def _load_overload(self, sig, target_context):
+        if not self._enabled:
+            return None
+        key = self._index_key(sig, target_context.codegen())
+        data = self._cache_file.load(key) if SAVE_DIR is not None else None
+        if data is None and self._shipped is not None:
+            data = self._shipped.load(key)
+        return None if data is None else self._impl.rebuild(target_context, data)
+
+    def _save_overload(self, sig, data):
+        if SAVE_DIR is not None:
+            super()._save_overload(sig, data)
 
 
 def ngjit(*args, parallel: bool = False, **kwargs):
-    """Decorate a kernel: nopython, cached when possible, optionally parallel.
+    """Decorate a kernel: nopython, nogil, cached by :class:`KernelCache`, optionally parallel.
 
     Usable bare (``@ngjit``) or with options (``@ngjit(parallel=True)``).
     """
-    options = {"nopython": True, "nogil": True, "cache": CACHE_ENABLED, "parallel": parallel}
+    options = {"nopython": True, "nogil": True, "cache": False, "parallel": parallel}
     options.update(kwargs)
     if len(args) == 1 and callable(args[0]):
-        return numba.jit(**options)(args[0])
-    return numba.jit(*args, **options)
+        return _cached(numba.jit(**options)(args[0]))
+    decorate = numba.jit(*args, **options)
+    return lambda func: _cached(decorate(func))
+
+
+def _cached(dispatcher):
+    """``dispatcher`` with :class:`KernelCache` as its cache (a plain function under
+    ``NUMBA_DISABLE_JIT=1`` is returned as it is)."""
+    if isinstance(dispatcher, Dispatcher):
+        dispatcher._cache = KernelCache(dispatcher.py_func)
+    return dispatcher
 
 
 def each_chunk(kernel, n_chunks, *args):

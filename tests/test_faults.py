@@ -5,10 +5,13 @@ SIGTERM: the child exits 143 with one line, leaves no temporary output, no spill
 an earlier output as it was. SIGKILL: the child leaves its temporary files; the next run that
 uses the same folders removes them and writes correct outputs.
 
-Mid-spill runs are the plain CLI, signalled once a spill file exists (the spill files live
-from the first batch until scoring ends). Mid-write runs go through the same ``main`` with
-``pyarrow.parquet.write_table`` wrapped to stop after the member table's temporary file is
-written (and before the commit), so the signal always lands between the write and the rename.
+Both kinds of run go through the CLI's ``main`` in a child that holds the run at a fixed point
+until the test signals it, so the signal never races the end of the (small) run. Mid-spill
+runs have ``Spool.add`` wrapped to stop after the first batch that leaves a spill file on disk
+(the spill files live from the first batch until scoring ends; no output is open yet).
+Mid-write runs have ``pyarrow.parquet.write_table`` wrapped to stop after the member table's
+temporary file is written (and before the commit), so the signal always lands between the
+write and the rename.
 """
 
 from __future__ import annotations
@@ -31,6 +34,24 @@ pytestmark = pytest.mark.slow
 AS_OF = "2025-12-31"
 TIMEOUT = 120.0
 
+# the CLI held after the first batch that leaves a spill file in the spill folder (argv[2])
+_HELD_SPILL = """
+import sys, time, pathlib
+from rxrisk.engines.spool import Spool
+marker, spill_root = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+real = Spool.add
+def held(self, *args, **kwargs):
+    real(self, *args, **kwargs)
+    files = sorted(str(p) for p in spill_root.glob("*/*") if p.is_file())
+    if files:
+        marker.with_name(marker.name + ".part").write_text("\\n".join(files))
+        marker.with_name(marker.name + ".part").rename(marker)
+        time.sleep(600)
+Spool.add = held
+from rxrisk.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
 # the CLI with the table writer held after writing (signalled there by the test)
 _HELD_WRITER = """
 import sys, time, pathlib
@@ -39,12 +60,27 @@ marker = pathlib.Path(sys.argv[1])
 real = pq.write_table
 def held(table, where, *args, **kwargs):
     real(table, where, *args, **kwargs)
-    marker.write_text(str(where))
+    marker.with_name(marker.name + ".part").write_text(str(where))
+    marker.with_name(marker.name + ".part").rename(marker)
     time.sleep(600)
 pq.write_table = held
 from rxrisk.cli import main
 sys.exit(main(sys.argv[2:]))
 """
+
+
+_children: list[subprocess.Popen] = []  # held children started by the running test
+
+
+@pytest.fixture(autouse=True)
+def _no_child_left():
+    """Kill a held child that a failed check left sleeping."""
+    yield
+    while _children:
+        proc = _children.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def _env() -> dict:
@@ -105,23 +141,34 @@ def _wait_for(what, proc: subprocess.Popen, check) -> None:
         time.sleep(0.005)
 
 
+def _held(proc: subprocess.Popen, what: str, marker: Path) -> str:
+    """Wait until the child holds; what its marker says."""
+    _wait_for(what, proc, marker.exists)
+    return marker.read_text()
+
+
 def _spill_files(folder: Path) -> list[Path]:
-    return list(folder.glob("*/*.arrow"))
+    """The files in the spill folders under ``folder`` (whatever their suffix)."""
+    return [p for p in folder.glob("*/*") if p.is_file()]
 
 
 def _start_mid_spill(book: Path, out: Path, spill_root: Path):
+    marker = out.parent / f"{out.name}.held-spill"
+    args = _score_args(book / "in", out, spill_root)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rxrisk.cli", *_score_args(book / "in", out, spill_root)],
+        [sys.executable, "-c", _HELD_SPILL, str(marker), str(spill_root), *args],
         env=_env(),
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for("a spill file", proc, lambda: _spill_files(spill_root))
+    _children.append(proc)
+    held = [Path(f) for f in _held(proc, "the held spill", marker).splitlines()]
+    assert held and all(f.exists() for f in held), held  # the spill files are on disk
     return proc
 
 
 def _start_mid_write(book: Path, out: Path, spill_root: Path):
-    marker = out.parent / f"{out.name}.held"
+    marker = out.parent / f"{out.name}.held-write"
     args = _score_args(book / "in", out, spill_root)
     proc = subprocess.Popen(
         [sys.executable, "-c", _HELD_WRITER, str(marker), *args],
@@ -129,8 +176,9 @@ def _start_mid_write(book: Path, out: Path, spill_root: Path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for("the held write", proc, marker.exists)
-    assert Path(marker.read_text()).exists()  # the temporary member table is on disk
+    _children.append(proc)
+    written = _held(proc, "the held write", marker)
+    assert written and Path(written).exists(), written  # the temporary member table is on disk
     return proc
 
 
@@ -165,10 +213,12 @@ def test_sigterm_leaves_nothing_behind(book, tmp_path, where):
     spill.mkdir()
     (out / "members.parquet").write_bytes(b"an earlier run's member table")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    if where == "mid-spill":
-        proc = _start_mid_spill(book, out, spill)
+    start = _start_mid_spill if where == "mid-spill" else _start_mid_write
+    proc = start(book, out, spill)
+    if where == "mid-spill":  # held mid-spill: a spill file exists, no output yet
+        assert _spill_files(spill)
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     else:
-        proc = _start_mid_write(book, out, spill)
         assert _temporary(out)  # the temporary output exists while the write is held
     _sigterm_checks(proc, out, spill, before)
 

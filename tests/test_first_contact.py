@@ -17,6 +17,8 @@ import pytest
 from rxrisk.cli import main, options, progress
 from rxrisk.config.resources import data_path
 from rxrisk.config.rules import load_rules
+from rxrisk.kernels import _cache_files as cache_files
+from rxrisk.kernels._cache_files import source_stamp
 
 AS_OF = "2025-06-30,2025-12-31"
 
@@ -289,23 +291,26 @@ def test_compile_decision(tmp_path, monkeypatch):
     assert "measures" in progress.kernels_to_compile("measures")
 
     numba = version("numba")
+    stamp = source_stamp()  # of every kernel source, whichever module the index is for
     for module in report:  # from here on, report's decision hangs on its strings kernels alone
         if module != "strings":
-            _fake_index(cache, module, numba_version=numba, stamp=_digest(module))
-    source, digest = _source("strings"), _digest("strings")
-    _fake_index(cache, "strings", numba_version=numba, stamp=digest)
+            _fake_index(cache, module, numba_version=numba, stamp=stamp)
+    _fake_index(cache, "strings", numba_version=numba, stamp=stamp)
     assert progress.kernels_to_compile("report") == [] and progress.compile_notice("report") is None
     assert "strings" not in progress.kernels_to_compile("score")
+    _fake_index(cache, "strings", numba_version=numba, stamp=_digest("strings"))
+    assert progress.kernels_to_compile("report") == ["strings"]  # numba's own per-file stamp
     _fake_index(cache, "strings", numba_version=numba, stamp=hashlib.sha256(b"old").digest())
-    assert progress.kernels_to_compile("report") == ["strings"]  # the source changed since
-    _fake_index(cache, "strings", numba_version="0.0.1", stamp=digest)  # another numba
+    assert progress.kernels_to_compile("report") == ["strings"]  # the sources changed since
+    _fake_index(cache, "strings", numba_version="0.0.1", stamp=stamp)  # another numba
     assert progress.kernels_to_compile("report") == ["strings"]
-    st = os.stat(source)
-    _fake_index(cache, "strings", numba_version=numba, stamp=(st.st_mtime, st.st_size))
-    assert progress.kernels_to_compile("report") == []  # the stamp of older numba versions
-    path = _fake_index(cache, "strings", numba_version=numba, payload=b"not a pickle")
-    assert progress.kernels_to_compile("report") == []  # unknown layout: newer than the source
-    os.utime(path, (1.0, 1.0))
+    _fake_index(cache, "strings", numba_version=numba, payload=b"not a pickle")
+    assert progress.kernels_to_compile("report") == ["strings"]
+    shipped = tmp_path / "shipped"  # the cache shipped in the package counts too
+    monkeypatch.setattr(cache_files, "SHIPPED_DIR", shipped)
+    _fake_index(str(shipped), "strings", numba_version=numba, stamp=stamp)
+    assert progress.kernels_to_compile("report") == []
+    monkeypatch.setattr(cache_files, "SHIPPED_DIR", tmp_path / "no-shipped-cache")
     assert progress.kernels_to_compile("report") == ["strings"]
 
     real_access = os.access

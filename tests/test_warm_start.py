@@ -1,8 +1,10 @@
 """A warm start of ``rxrisk score``, structurally: in a process of its own it imports nothing
 of the commands, engines and readers it does not use (a module never imported costs no time),
 the reader of one Parquet file that keeps ``pyarrow.dataset`` out gives the dataset reader's
-table, and only the command (not a library call of ``main``) freezes its objects for the exit."""
+table, and only the command (not a library call of ``main``) freezes its objects for the exit,
+and a claims command leaves pandas unimported and collects garbage less often."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rxrisk.cli.main import GC_YOUNG_OBJECTS
 from rxrisk.ingest import sources
 
 #: modules ``rxrisk score`` (local engine, in memory, Parquet files) must not import
@@ -81,6 +84,52 @@ def test_only_the_command_freezes_its_objects_for_the_exit(small_book, tmp_path)
     assert done.stdout.split() == ["0", "0", "0", "True"]
 
 
+COMMAND_CHILD = """
+import gc, json, sys
+from rxrisk.cli import main
+young = gc.get_threshold()[0]
+sys.argv = ["rxrisk", *sys.argv[1:]]
+code = main()  # as the command
+loaded = "pandas" in sys.modules
+import pandas, pyarrow  # pandas is still there for code that asks for it
+frame = pyarrow.Table.from_pandas(pandas.DataFrame({"a": [1, 2]}))
+print(json.dumps({"code": code, "pandas": loaded, "frame_rows": frame.num_rows,
+                  "young": [young, gc.get_threshold()[0]]}))
+"""
+
+
+def _command_args(command: str, small_book, tmp_path) -> list[str]:
+    ph, md = small_book
+    pq.write_table(ph, tmp_path / "ph.parquet")
+    pq.write_table(md, tmp_path / "md.parquet")
+    args = [command, str(tmp_path / "ph.parquet"), "--medical", str(tmp_path / "md.parquet")]
+    if command == "score":
+        args += ["--as-of", "2025-12-31"]
+    return [*args, "--out", str(tmp_path / "out.parquet"), "--quiet"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pandas") is None, reason="needs pandas installed")
+@pytest.mark.parametrize("command", ["score", "edits"])
+def test_a_claims_command_readies_its_process(small_book, tmp_path, command):
+    # pyarrow imports pandas (when installed) the first time it converts Python values; the
+    # command settles that check without pandas, which stays importable; and it collects
+    # garbage less often than Python's default
+    args = _command_args(command, small_book, tmp_path)
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")  # the same modules load; nothing compiles
+    done = subprocess.run(
+        [sys.executable, "-c", COMMAND_CHILD, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["code"] == 0 and (tmp_path / "out.parquet").exists()
+    assert out["pandas"] is False
+    assert out["frame_rows"] == 2
+    assert out["young"] == [700, GC_YOUNG_OBJECTS]
+
+
 def _ipc_bytes(table: pa.Table) -> bytes:
     """The table as an Arrow IPC stream: schema and metadata, chunk layout and values."""
     sink = pa.BufferOutputStream()
@@ -136,3 +185,17 @@ def test_an_unusual_parquet_file_is_left_to_the_dataset_reader(tmp_path):
         sources.read_source(twice, label="pharmacy")
     with pytest.raises(sources.InputError, match="cannot be read as Parquet"):
         sources.read_source(broken, label="pharmacy")
+
+
+def test_the_packaged_reference_skips_its_sort_only_when_it_would_change_nothing():
+    from rxrisk.config import reference
+
+    for edition in reference.EDITIONS:
+        table = reference._default_reference(edition)
+        assert table.equals(table.sort_by("ndc").combine_chunks())
+    sorted_ = reference._sorted_without_nulls
+    assert sorted_(pa.chunked_array([["a", "b"], ["b", "c"]]))  # across chunks, ties kept
+    assert not sorted_(pa.chunked_array([["a", "c"], ["b"]]))
+    assert not sorted_(pa.chunked_array([["a", None, "c"]]))  # a sort moves nulls last
+    assert not sorted_(pa.chunked_array([[None]], pa.string()))
+    assert sorted_(pa.chunked_array([], pa.string()))

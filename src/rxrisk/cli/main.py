@@ -17,6 +17,12 @@ from rxrisk.errors import InputError
 
 #: --threads range (more threads than cores are not used: numba caps them at the cores)
 THREADS_RANGE = (1, 1024)
+#: Commands that read claims (see :func:`ready_claims_process`).
+CLAIMS_COMMANDS = ("score", "edits", "report", "measures")
+#: Objects allocated between two collections of the youngest generation in a claims command's
+#: process (Python's default: 700). Its imports and numba's set-up allocate about a million
+#: objects; collecting every 700 of them took a tenth of a warm run. Cycles are still collected.
+GC_YOUNG_OBJECTS = 10_000
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str | None):
@@ -88,6 +94,49 @@ def _interrupted(what: str, before: int) -> None:
     print(f"rxrisk: {what}; {written}", file=sys.stderr)
 
 
+class _NoPandas:
+    """An import finder that reports pandas missing (see :func:`settle_pyarrow_without_pandas`)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            raise ModuleNotFoundError("No module named 'pandas'", name=name)
+        return None
+
+
+def settle_pyarrow_without_pandas() -> None:
+    """Let pyarrow settle its pandas check, in this process, as if pandas were not installed.
+
+    pyarrow imports pandas, when it is installed, the first time it converts Python values to
+    Arrow (a scalar, a list, a compute function's literal argument), to recognise pandas
+    objects among them; its C++ and Python sides then keep the answer. A command reads files,
+    so no pandas object can reach pyarrow, and the pandas import (a fifth of a warm ``score``)
+    buys nothing. The check is settled here with pandas hidden for a moment (while no other
+    thread imports); pandas is importable again afterwards, so code that asks for pandas itself
+    still gets it. Nothing is done when pandas is already imported.
+    """
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa  # third party: only when a claims command runs, not for --help
+
+    hide = _NoPandas()
+    sys.meta_path.insert(0, hide)
+    try:
+        pa.array([0])  # pyarrow's C++ check (it converts Python values)
+        pa.lib._pandas_api.have_pandas  # noqa: B018 - reading it runs pyarrow's Python check
+    except AttributeError:  # another pyarrow: its checks run later, as they would
+        pass
+    finally:
+        sys.meta_path.remove(hide)
+
+
+def ready_claims_process() -> None:
+    """Ready the process of a claims command (local engine) run as the command: pyarrow's pandas
+    check settled without pandas, and the garbage collector's youngest generation at
+    :data:`GC_YOUNG_OBJECTS`."""
+    settle_pyarrow_without_pandas()
+    gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``rxrisk`` command line.
 
@@ -109,11 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     (:func:`gc.freeze`), so Python's collections at exit skip the object graph that numba,
     pyarrow and pandas built (walking and freeing it was most of the time a warm ``score``
     took to exit). Exit hooks (``atexit``) still run; the memory goes back to the system with
-    the process.
+    the process. A claims command on the local engine, run as the command, first readies its
+    process (:func:`ready_claims_process`: pyarrow without pandas, fewer collections).
     """
     args, code = parse_args(build_parser(), argv)
     if args is None:
         return code
+    if argv is None and getattr(args, "command", None) in CLAIMS_COMMANDS:
+        if getattr(args, "engine", "local") == "local":  # the command's own process (Notes)
+            ready_claims_process()
     before = _committed()
     old_term = None
     finished = False

@@ -36,7 +36,6 @@ def cmd_measures(args) -> int:
         The exit code, 0 (an input error raises :class:`~rxrisk.errors.InputError`).
     """
     from rxrisk.io.outputs import Commit  # lazy: pulls numba and pyarrow.compute
-    from rxrisk.quality.report import write_measures_report  # lazy: pulls pyarrow.compute
     from rxrisk.quality.run import measures  # lazy: the engines; pyarrow and numba load with them
     from rxrisk.quality.settings import load_measure_settings  # lazy: --help stays fast
 
@@ -72,6 +71,8 @@ def cmd_measures(args) -> int:
         if audit_path is not None:
             run.json(result.audit, audit_path)
         if args.report is not None:
+            from rxrisk.quality.report import write_measures_report  # lazy: only with --report
+
             write_measures_report(
                 args.report, result.summary, result.detail, settings=settings, run=run
             )

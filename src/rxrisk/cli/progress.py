@@ -4,12 +4,7 @@ compiles the kernels. Nothing here imports numba, pyarrow or the kernels."""
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import importlib.util
-import io
 import os
-import pickle
 import sys
 import time
 
@@ -113,67 +108,18 @@ COMPILE_SECONDS = {
 }
 
 
-def _kernels_folder() -> str:
-    """The folder of the kernel sources, found without importing them."""
-    return list(importlib.util.find_spec("rxrisk.kernels").submodule_search_locations)[0]
-
-
 def kernel_cache_dir() -> str:
-    """The folder where numba caches the compiled rxrisk kernels (``NUMBA_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/rxrisk/numba``, as ``rxrisk.kernels._jit`` sets it up), worked out
-    without importing numba or the kernels."""
-    base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "rxrisk",
-        "numba",
-    )
-    src = os.path.abspath(_kernels_folder())
-    # numba's layout: <cache>/<folder name>_<sha1 of the folder path>/<module>.<function>-...
-    return os.path.join(base, f"{os.path.basename(src)}_{hashlib.sha1(src.encode()).hexdigest()}")
+    """The folder where compiled rxrisk kernels are saved (``NUMBA_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/rxrisk/numba``, in a sub-folder named after the kernel sources' path),
+    worked out without importing numba or the kernels."""
+    from rxrisk.kernels._cache_files import user_cache_dir  # lazy: only when a command runs
 
-
-class _Stub:
-    """Stands for every class while an index file is read: nothing of numba is imported and
-    nothing of the file runs."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-
-class _IndexReader(pickle.Unpickler):
-    """Reads a numba index file with every class it names replaced by :class:`_Stub`."""
-
-    def find_class(self, module, name):
-        return _Stub
-
-
-def _index_fresh(index: str, source: str, numba_version: str | None) -> bool:
-    """Whether numba will use the index file ``index`` for kernels of ``source``: written by
-    this numba, for this source file (numba stores a stamp of the source: its sha256 in recent
-    versions, its (mtime, size) in older ones)."""
-    try:
-        with open(index, "rb") as f:  # numba's version, then the pickled (stamp, overloads)
-            written_by = _IndexReader(f).load()
-            stamp = _IndexReader(io.BytesIO(f.read())).load()[0]
-        if numba_version is not None and written_by != numba_version:
-            return False
-        st = os.stat(source)
-        if isinstance(stamp, bytes):
-            with open(source, "rb") as f:
-                return stamp == hashlib.sha256(f.read()).digest()
-        return tuple(stamp) == (st.st_mtime, st.st_size)
-    except Exception:  # noqa: BLE001 - another layout: fall back to the file times
-        try:
-            return os.stat(index).st_mtime >= os.stat(source).st_mtime
-        except OSError:
-            return False
+    return str(user_cache_dir())
 
 
 def kernels_to_compile(command: str) -> list[str]:
-    """The kernel modules of ``command`` that numba has not cached yet.
+    """The kernel modules of ``command`` that neither the user cache nor the cache shipped with
+    the package holds for these kernel sources.
 
     Parameters
     ----------
@@ -189,6 +135,8 @@ def kernels_to_compile(command: str) -> list[str]:
     """
     from importlib.metadata import PackageNotFoundError, version  # slow: only when run
 
+    from rxrisk.kernels._cache_files import cached_modules  # lazy: only when a command runs
+
     modules = COMMAND_KERNELS.get(command, ())
     if not modules or os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
         return []
@@ -196,16 +144,8 @@ def kernels_to_compile(command: str) -> list[str]:
         numba_version = version("numba")
     except PackageNotFoundError:  # pragma: no cover - numba is a dependency
         numba_version = None
-    cache = kernel_cache_dir()
-    src_dir = _kernels_folder()
-    tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    missing = []
-    for module in modules:
-        source = os.path.join(src_dir, f"{module}.py")
-        indexes = glob.glob(os.path.join(glob.escape(cache), f"{module}.*.{tag}.nbi"))
-        if not any(_index_fresh(index, source, numba_version) for index in indexes):
-            missing.append(module)
-    return missing
+    found = cached_modules(modules, numba_version)
+    return [module for module in modules if module not in found]
 
 
 def compile_notice(command: str) -> str | None:

@@ -111,7 +111,17 @@ def _default_reference(edition: str) -> pa.Table:
     columns["mme_factor"] = table[f"mme_factor_{edition}"]
     columns["long_acting"] = pc.fill_null(table["long_acting"], False)
     out = pa.table([columns[f.name] for f in REFERENCE_SCHEMA], schema=REFERENCE_SCHEMA)
-    return out.sort_by("ndc").combine_chunks()
+    if not _sorted_without_nulls(out["ndc"]):  # the packaged file is: no sort to pay for
+        out = out.sort_by("ndc")
+    return out.combine_chunks()
+
+
+def _sorted_without_nulls(column: pa.ChunkedArray) -> bool:
+    """Whether ``column`` holds no null and never decreases (sorting it would change nothing)."""
+    if column.null_count or len(column) < 2:
+        return column.null_count == 0
+    flat = column.combine_chunks()
+    return bool(pc.all(pc.less_equal(flat[:-1], flat[1:])).as_py())
 
 
 def load_reference(

@@ -2,6 +2,8 @@
 Arrow IPC spill files (one per partition), read back one partition at a time.
 
 Rows keep their arrival order within a partition, so a partition read back is in input order.
+Spill files are compressed (:data:`SPILL_CODEC`): a few tenths of the Arrow bytes, read back to
+the same values and record batches.
 Spill folders are named after the process that owns them (:mod:`rxrisk.io.runfiles`); the first
 spill into a folder removes the spill folders that killed runs left there.
 """
@@ -9,6 +11,7 @@ spill into a folder removes the spill folders that killed runs left there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -22,6 +25,22 @@ from rxrisk.errors import InputError
 from rxrisk.io.runfiles import spill_name, sweep_spill
 
 _live: set[Path] = set()  # spill folders of this process not yet removed by Spool.close
+
+#: Codec of the spill files. On the claim keys and tracked fills of a generated 1M-member
+#: book (166 MB as uncompressed Arrow), lz4 (frame) wrote 94 MB for about 0.4 CPU seconds,
+#: written and read back; zstd level 1 wrote 50 MB for twice the CPU time or more.
+SPILL_CODEC = "lz4"
+
+
+@functools.cache
+def spill_write_options() -> ipc.IpcWriteOptions:
+    """IPC write options of the spill files: :data:`SPILL_CODEC` (none on a pyarrow build
+    without it; the reader finds each file's codec in the file), compressing on the calling
+    thread (with Arrow's thread pool, a streamed 1M-member book peaked at 2.0 GB of memory
+    instead of 1.2 GB)."""
+    if not pa.Codec.is_available(SPILL_CODEC):
+        return ipc.IpcWriteOptions(use_threads=False)
+    return ipc.IpcWriteOptions(compression=SPILL_CODEC, use_threads=False)
 
 
 def remove_live_spills() -> None:
@@ -132,7 +151,8 @@ class Spool:
         w = self._writers.get(p)
         if w is None:
             path = self._dir / f"{self.name}-{p:05d}.arrow"
-            w = self._writers[p] = ipc.new_file(str(path), self.schema)
+            w = ipc.new_file(str(path), self.schema, options=spill_write_options())
+            self._writers[p] = w
         w.write_table(piece)
 
     def finish(self) -> None:

@@ -19,8 +19,8 @@ Flow, in one direction:
    Each partitioned store (:class:`rxrisk.engines.spool.Spool`) stays in memory up to its byte
    budget and then moves to Arrow IPC spill files.
 2. **Match** claim ids partition by partition, exactly (hash runs, then string compares:
-   :func:`rxrisk.engines.partitions.match_claims`); the reversed and duplicate rows are
-   counted and removed from the tracked rows.
+   :func:`rxrisk.engines.partitions.match_claims`), on a thread while the medical input is
+   streamed; the reversed and duplicate rows are counted and removed from the tracked rows.
 3. **Score** member partition by member partition with the in-process encoder and kernels
    (each partition's :class:`~rxrisk.ingest.tracked.TrackedRows`); partition tables are
    merged into member order.
@@ -29,6 +29,7 @@ Flow, in one direction:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -401,15 +402,17 @@ def ingest_stream(
             drugs=DrugTable.from_reference(config.reference),
             max_days_supply=max_days_supply,
         )
-        n_rev, n_dup, drop = match_claims(run.claims, clock)
+        blocks = {"medical": validate.empty_medical_counts()}
+        # claim-id matching runs on a thread (its kernels release the GIL) while the medical
+        # input is read and checked; the thread is done before the block is left
+        with ThreadPoolExecutor(1) as pool:
+            matched = pool.submit(match_claims, run.claims, clock)
+            if md is not None:
+                blocks["medical"] = _medical_pass(md, run, codesets=config.codesets)
+            n_rev, n_dup, drop = matched.result()
         clock.lap("match")
         run.claims.close()
-        blocks = {
-            "pharmacy": counts.block(n_rev, n_dup),
-            "medical": validate.empty_medical_counts(),
-        }
-        if md is not None:
-            blocks["medical"] = _medical_pass(md, run, codesets=config.codesets)
+        blocks = {"pharmacy": counts.block(n_rev, n_dup), "medical": blocks["medical"]}
         intake.check(
             blocks,
             names={"pharmacy": ph.name, "medical": md.name if md is not None else None},
@@ -446,9 +449,10 @@ def _pharmacy_pass(src: BatchSource, run: _Pass, *, drugs, max_days_supply: int)
         counts.add(c)
         add_claim_keys(run.claims, batch)
         if c.paid_ok.any():  # paid rows that passed the checks are tracked rows
-            fills = tracked_fills(batch.columns, c.paid_ok, c.ref_row, r0)
+            keep = c.paid_ok[c.scope]  # taken from the tracked rows' columns
+            fills = tracked_fills(c.scoped, keep, c.ref_row[c.scope], row_numbers=c.scope + r0)
             if run.claim_ids:
-                kept = take_rows(batch.columns.claim_id, np.flatnonzero(c.paid_ok))
+                kept = take_rows(c.scoped.claim_id, np.flatnonzero(keep))
                 fills = fills.append_column("claim_id", clean_text(kept))
             if run.keep is not None:
                 fills = run.keep.fills(fills)

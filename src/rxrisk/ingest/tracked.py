@@ -68,7 +68,11 @@ class TrackedRows:
 
 
 def tracked_fills(
-    columns: PharmacyColumns, keep: np.ndarray, ref_row: np.ndarray, first_row: int = 0
+    columns: PharmacyColumns,
+    keep: np.ndarray,
+    ref_row: np.ndarray,
+    first_row: int = 0,
+    row_numbers: np.ndarray | None = None,
 ) -> pa.Table:
     """The pharmacy rows of ``keep`` (bool per row) as :attr:`TrackedRows.fills`.
 
@@ -82,6 +86,10 @@ def tracked_fills(
         Reference row of each row's NDC.
     first_row : int
         Input row number of the batch's first row.
+    row_numbers : numpy.ndarray of int64, optional
+        Input row number of each row of ``columns``, when they are not consecutive (e.g. a
+        batch's tracked rows, :attr:`~rxrisk.ingest.validate.PharmacyChecks.scoped`);
+        ``first_row`` is then not used.
 
     Returns
     -------
@@ -99,9 +107,10 @@ def tracked_fills(
         keep,
     )
     rows = np.flatnonzero(keep)
+    numbers = rows + first_row if row_numbers is None else row_numbers[rows]
     return pa.table(
         {
-            "row": (rows + first_row).astype(np.int64, copy=False),
+            "row": numbers.astype(np.int64, copy=False),
             "member_id": clean_text(kept["member_id"]),
             "fill_date": kept["fill_date"],
             "quantity": kept["quantity"],

@@ -44,7 +44,8 @@ def score_claims(claims, days: np.ndarray, config, *, all_members: bool, threads
     members = member_table(
         claims.member_ids.take(pa.array(rows // k)), row_days, m, cols, nulls, flags
     )
-    n_scored = int(len(np.unique(rows // k))) if len(rows) else 0
+    member = rows // k  # ascending: count its runs rather than sort it again
+    n_scored = int(np.count_nonzero(member[1:] != member[:-1])) + 1 if len(rows) else 0
     return members, n_scored
 
 

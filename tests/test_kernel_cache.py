@@ -1,0 +1,155 @@
+"""The kernel cache (kernels/_jit.py, kernels/_cache_files.py): kernels compiled into the shipped
+folder are loaded, not compiled, from a fresh user cache and from a read-only install; what is
+compiled at run time is saved to the user folder only; an index is used only with the stamp of
+every kernel source."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rxrisk.kernels import _cache_files as cache_files
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="nothing compiles"
+)
+
+
+def add_one(x):
+    return x + 1
+
+
+def _kernel(jit):
+    """A fresh dispatcher of ``add_one`` (as a kernel module's decorator makes one)."""
+    return jit.ngjit(add_one)
+
+
+def _files(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.fixture
+def jit(tmp_path, monkeypatch):
+    from rxrisk.kernels import _jit
+
+    monkeypatch.setattr(_jit, "SHIPPED_DIR", tmp_path / "shipped")
+    return _jit
+
+
+def test_shipped_cache_is_loaded_not_compiled(jit, tmp_path, monkeypatch):
+    shipped, user = tmp_path / "shipped", tmp_path / "user"
+    monkeypatch.setattr(jit, "SAVE_DIR", shipped)  # rxrisk compile --shipped
+    built = _kernel(jit)
+    assert built(1) == 2
+    assert sum(built.stats.cache_misses.values()) == 1
+    names = _files(shipped)
+    assert any(n.endswith(".nbi") for n in names) and any(n.endswith(".nbc") for n in names)
+
+    monkeypatch.setattr(jit, "SAVE_DIR", user)  # a fresh install with an empty user cache
+    fresh = _kernel(jit)
+    assert fresh(41) == 42
+    assert sum(fresh.stats.cache_hits.values()) == 1 and not any(fresh.stats.cache_misses.values())
+    assert _files(user) == []  # loaded: nothing compiled, nothing saved
+
+    monkeypatch.setattr(jit, "SAVE_DIR", None)  # a read-only install: no writable folder
+    read_only = _kernel(jit)
+    assert read_only(1) == 2 and sum(read_only.stats.cache_hits.values()) == 1
+    assert read_only(1.5) == 2.5  # another signature compiles in memory; nothing is written
+    assert sum(read_only.stats.cache_misses.values()) == 1
+    assert _files(shipped) == names
+
+    monkeypatch.setattr(jit, "SAVE_DIR", user)
+    grown = _kernel(jit)
+    assert grown(1.5) == 2.5 and sum(grown.stats.cache_misses.values()) == 1
+    assert any(n.endswith(".nbi") for n in _files(user))  # saved to the user folder only
+    assert _files(shipped) == names
+    again = _kernel(jit)
+    assert again(1.5) == 2.5 and again(1) == 2
+    assert sum(again.stats.cache_hits.values()) == 2  # user folder, then shipped
+
+
+def test_index_of_other_kernel_sources_is_not_used(jit, tmp_path, monkeypatch):
+    """A helper edited in another kernel file changes the stamp of every index."""
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(jit, "SAVE_DIR", shipped)
+    assert _kernel(jit)(1) == 2
+    monkeypatch.setattr(jit, "SAVE_DIR", None)
+    monkeypatch.setattr(jit, "source_stamp", lambda: b"other kernel sources")
+    stale = _kernel(jit)
+    assert stale(1) == 2
+    assert sum(stale.stats.cache_misses.values()) == 1 and not any(stale.stats.cache_hits.values())
+
+
+def test_stamp_covers_every_kernel_source(tmp_path, monkeypatch):
+    before = cache_files.source_stamp()
+    copy = tmp_path / "kernels"
+    copy.mkdir()
+    for path in cache_files.KERNELS_DIR.glob("*.py"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(cache_files, "KERNELS_DIR", copy)
+    cache_files.source_stamp.cache_clear()
+    try:
+        assert cache_files.source_stamp() == before  # the same bytes, another folder
+        with open(copy / "layout.py", "a") as f:  # a helper file, not the kernel's own
+            f.write("\n# edited\n")
+        cache_files.source_stamp.cache_clear()
+        assert cache_files.source_stamp() != before
+    finally:
+        cache_files.source_stamp.cache_clear()
+
+
+def test_save_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv(cache_files.BUILD_ENV, raising=False)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    assert cache_files.save_dir() == cache_files.user_cache_dir()
+    assert str(cache_files.save_dir()).startswith(str(tmp_path / "cache" / "kernels_"))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/proc/no-such-cache")
+    assert cache_files.save_dir() is None
+    monkeypatch.setattr(cache_files, "SHIPPED_DIR", tmp_path / "shipped")
+    monkeypatch.setenv(cache_files.BUILD_ENV, "1")
+    assert cache_files.save_dir() == tmp_path / "shipped"
+
+
+def test_compile_refuses_a_folder_it_cannot_write(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR="/proc/no-such-cache")
+    done = subprocess.run(
+        [sys.executable, "-m", "rxrisk.cli", "compile"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write" in lines[0] and "NUMBA_CACHE_DIR" in lines[0]
+
+
+@pytest.mark.slow
+def test_compile_caches_every_kernel_of_every_command(tmp_path):
+    """``rxrisk compile`` leaves nothing to compile for any command (what ``--shipped`` does for
+    a wheel build, into the user folder here)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop(cache_files.BUILD_ENV, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "rxrisk.cli", "compile"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "every kernel is compiled and cached" in done.stderr.splitlines()[-1]
+    check = (
+        "from rxrisk.cli import progress\n"
+        "for command in progress.COMMAND_KERNELS:\n"
+        "    assert progress.kernels_to_compile(command) == [], command\n"
+        "print('none to compile')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "none to compile", done.stderr
