@@ -113,15 +113,22 @@ def test_save_dir(tmp_path, monkeypatch):
     assert cache_files.save_dir() == tmp_path / "shipped"
 
 
-def test_compile_refuses_a_folder_it_cannot_write(tmp_path):
-    env = dict(os.environ, NUMBA_CACHE_DIR="/proc/no-such-cache")
-    done = subprocess.run(
+def _compile(cache: str, cwd) -> subprocess.CompletedProcess:
+    """``rxrisk compile`` in a child with ``NUMBA_CACHE_DIR=cache``."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+    env.pop(cache_files.BUILD_ENV, None)
+    return subprocess.run(
         [sys.executable, "-m", "rxrisk.cli", "compile"],
         env=env,
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=cwd,
+        timeout=1800,
     )
+
+
+def test_compile_refuses_a_folder_it_cannot_write(tmp_path):
+    done = _compile("/proc/no-such-cache", tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write" in lines[0] and "NUMBA_CACHE_DIR" in lines[0]
@@ -131,16 +138,7 @@ def test_compile_refuses_a_folder_it_cannot_write(tmp_path):
 def test_compile_caches_every_kernel_of_every_command(tmp_path):
     """``rxrisk compile`` leaves nothing to compile for any command (what ``--shipped`` does for
     a wheel build, into the user folder here)."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    env.pop(cache_files.BUILD_ENV, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "rxrisk.cli", "compile"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=1800,
-    )
+    done = _compile(str(tmp_path / "cache"), tmp_path)
     assert done.returncode == 0, done.stderr
     assert "every kernel is compiled and cached" in done.stderr.splitlines()[-1]
     check = (
@@ -149,6 +147,7 @@ def test_compile_caches_every_kernel_of_every_command(tmp_path):
         "    assert progress.kernels_to_compile(command) == [], command\n"
         "print('none to compile')\n"
     )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     done = subprocess.run(
         [sys.executable, "-c", check], env=env, capture_output=True, text=True, cwd=tmp_path
     )
