@@ -79,6 +79,21 @@ class KernelCache(FunctionCache):
             )
         self._shipped = shipped
 
+    def load_overload(self, sig, target_context):
+        """Load the kernel compiled for ``sig``, or None.
+
+        numba's own version first refreshes the whole target context, which imports and
+        registers every typing and lowering module numba has (about 0.2 s in each process):
+        that is needed to compile, not to load machine code. Only the runtime the loaded code
+        calls into is initialised here; a miss is compiled by numba's compiler, which
+        refreshes the context itself.
+        """
+        from numba.core.runtime import rtsys
+
+        rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+
     def _load_overload(self, sig, target_context):
         if not self._enabled:
             return None

@@ -59,8 +59,8 @@ def pharmacy(ndcs):
 
 def test_pharmacy_row_checks_read_only_tracked_rows(pharmacy, monkeypatch):
     seen = []
-    blank = validate._blank
-    monkeypatch.setattr(validate, "_blank", lambda col: seen.append(len(col)) or blank(col))
+    blank = validate.blank_mask
+    monkeypatch.setattr(validate, "blank_mask", lambda col: seen.append(len(col)) or blank(col))
     drugs = DrugTable.from_reference(load_config().reference)
     checks = validate.check_pharmacy(pharmacy, drugs, max_days_supply=365)
     tracked = [0, 1, 2, 3, 4, 8]
@@ -92,8 +92,8 @@ def test_medical_member_and_date_checks_read_only_classified_rows(monkeypatch):
     )
     cols = conform_medical(Source(table, "medical"))
     seen = []
-    blank = validate._blank
-    monkeypatch.setattr(validate, "_blank", lambda col: seen.append(len(col)) or blank(col))
+    blank = validate.blank_mask
+    monkeypatch.setattr(validate, "blank_mask", lambda col: seen.append(len(col)) or blank(col))
     rows = validate.validate_medical(cols, load_config().codesets)
     assert seen == [3]  # rows 0-2 are classified; 3 is not, 4 and 5 are rejected first
     names = validate.MEDICAL_REASONS

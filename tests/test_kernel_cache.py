@@ -134,6 +134,23 @@ def test_compile_refuses_a_folder_it_cannot_write(tmp_path):
     assert len(lines) == 1 and "cannot write" in lines[0] and "NUMBA_CACHE_DIR" in lines[0]
 
 
+def test_compile_says_so_when_jit_is_disabled(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), NUMBA_DISABLE_JIT="1")
+    env.pop(cache_files.BUILD_ENV, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "rxrisk.cli", "compile"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NUMBA_DISABLE_JIT" in lines[0] and "nothing to compile" in lines[0]
+    assert not (tmp_path / "cache").exists()
+
+
 @pytest.mark.slow
 def test_compile_caches_every_kernel_of_every_command(tmp_path):
     """``rxrisk compile`` leaves nothing to compile for any command (what ``--shipped`` does for
@@ -157,3 +174,45 @@ def test_compile_caches_every_kernel_of_every_command(tmp_path):
         [sys.executable, "-c", check], env=env, capture_output=True, text=True, cwd=tmp_path
     )
     assert done.returncode == 0 and done.stdout.strip() == "none to compile", done.stderr
+
+
+_CHILD = """
+import sys
+import numpy as np
+from rxrisk.kernels._jit import ngjit
+
+@ngjit
+def running_total(x):
+    out = np.empty(x.size, np.int64)  # allocates: the loaded code calls numba's runtime
+    s = 0
+    for i in range(x.size):
+        s += x[i]
+        out[i] = s
+    return out
+
+assert running_total(np.arange(5, dtype=np.int64)).tolist() == [0, 1, 3, 6, 10]
+hits = sum(running_total.stats.cache_hits.values())
+refreshed = "numba.np.linalg" in sys.modules  # imported by a full target-context refresh
+assert running_total(np.arange(3, dtype=np.int32)).tolist() == [0, 1, 3]  # compiles here
+print(hits, int(refreshed), sum(running_total.stats.cache_misses.values()))
+"""
+
+
+def test_loading_a_kernel_does_not_refresh_numba(tmp_path):
+    """A cached kernel is loaded without refreshing numba's whole target context (which imports
+    every typing and lowering module numba has, about 0.2 s of each command's start); a kernel
+    compiled afterwards in the same process still compiles and runs."""
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop(cache_files.BUILD_ENV, None)
+
+    def run() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert run() == ["0", "1", "2"]  # the first run compiles both signatures (a refresh)
+    assert run() == ["1", "0", "0"]  # the second loads both, and never refreshes

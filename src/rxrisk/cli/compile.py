@@ -69,11 +69,16 @@ def cmd_compile(args) -> int:
     Returns
     -------
     int
-        The exit code, 0. A folder that cannot be written raises
-        :class:`~rxrisk.errors.InputError`; a failed run, RuntimeError.
+        The exit code, 0. A folder that cannot be written, or ``NUMBA_DISABLE_JIT`` set,
+        raises :class:`~rxrisk.errors.InputError`; a failed run, RuntimeError.
     """
     from rxrisk.kernels import _cache_files as files  # lazy: run only (no numba)
 
+    if os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0"):
+        raise InputError(
+            "rxrisk compile: NUMBA_DISABLE_JIT is set, so the kernels run as plain Python and "
+            "there is nothing to compile; unset NUMBA_DISABLE_JIT to compile them"
+        )
     env = dict(os.environ)
     env.pop(files.BUILD_ENV, None)
     if args.shipped:

@@ -133,8 +133,8 @@ def ready_claims_process() -> None:
     """Ready the process of a claims command (local engine) run as the command: pyarrow's pandas
     check settled without pandas, and the garbage collector's youngest generation at
     :data:`GC_YOUNG_OBJECTS`."""
+    gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])  # before the imports begin
     settle_pyarrow_without_pandas()
-    gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,10 +29,14 @@ class BatchSource:
     batches: Iterator[pa.Table]
 
 
-def open_batches(source, *, label: str, batch_rows: int, columns=None) -> BatchSource:
+def open_batches(
+    source, *, label: str, batch_rows: int, columns=None, dictionary_columns=None
+) -> BatchSource:
     """Open ``source`` (as :func:`rxrisk.ingest.sources.read_source` accepts) for batch reading.
 
     ``columns``: a function of the schema giving the column names to read (None: all).
+    ``dictionary_columns``: the text columns a Parquet input is read with as dictionaries
+    (None: :data:`rxrisk.ingest.sources.DICTIONARY_COLUMNS`).
     """
     pick = (lambda schema: schema.names) if columns is None else columns
     if isinstance(source, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
@@ -62,7 +66,9 @@ def open_batches(source, *, label: str, batch_rows: int, columns=None) -> BatchS
         sources.unique_names(reader.schema.names, f"{label} input")
         return BatchSource(label, reader.schema, None, _reader_tables(reader, pick))
     if isinstance(source, (str, Path)):
-        return _open_path(Path(source), label, batch_rows, pick)
+        if dictionary_columns is None:
+            dictionary_columns = sources.DICTIONARY_COLUMNS
+        return _open_path(Path(source), label, batch_rows, pick, dictionary_columns)
     raise InputError(
         f"{label} input: cannot read an object of type {type(source).__name__}; "
         "pass a pyarrow Table, a RecordBatchReader, an Arrow C stream (polars, pandas via pyarrow) or a file path"
@@ -75,7 +81,7 @@ def _reader_tables(reader, pick) -> Iterator[pa.Table]:
         yield pa.Table.from_batches([b]).select(names)
 
 
-def _open_path(path: Path, label: str, batch_rows: int, pick) -> BatchSource:
+def _open_path(path: Path, label: str, batch_rows: int, pick, dictionary_columns) -> BatchSource:
     if not path.exists():
         raise InputError(f"{label} input {path}: no such file or folder; check the path")
     name = path.name.lower()
@@ -87,7 +93,9 @@ def _open_path(path: Path, label: str, batch_rows: int, pick) -> BatchSource:
         if path.is_dir() or name.endswith((".parquet", ".pq")):
             # the scanner reads one batch ahead on Arrow's threads (overlapping the checks of
             # this batch); no pre-buffering of whole row groups, to keep memory low
-            dataset = sources.parquet_dataset(path, label, pre_buffer=False)
+            dataset = sources.parquet_dataset(
+                path, label, pre_buffer=False, dictionary_columns=dictionary_columns
+            )
             schema = dataset.schema
             rows = dataset.count_rows()
             batches = dataset.to_batches(

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from rxrisk.engines.spool import Spool
 from rxrisk.ingest.checked import CheckedPharmacy
-from rxrisk.ingest.validate import match_claim_hashes
+from rxrisk.ingest.validate import blank_mask, match_claim_hashes
 from rxrisk.io.arrow import is_null, string_chunks, take_rows, to_numpy
 
 #: kind bits of a claim key
@@ -44,9 +44,12 @@ def hash_parts(hashes: np.ndarray, n_parts: int) -> np.ndarray:
 
 
 def member_parts(member_id: pa.ChunkedArray, n_parts: int) -> np.ndarray:
-    """Partition of each (trimmed) member id; -1 for null. Strings hash by their bytes,
-    integers by a multiplicative hash of the value, so a member always lands in one
-    partition whichever input or batch it comes from."""
+    """Partition of each (trimmed) member id; -1 for null (and blank strings). Strings hash
+    by their bytes, integers by a multiplicative hash of the value, so a member always lands
+    in one partition whichever input or batch it comes from. With one partition nothing is
+    hashed: every row not null or blank is in partition 0."""
+    if n_parts == 1:
+        return np.where(blank_mask(member_id), -1, 0).astype(np.intp)
     if pa.types.is_integer(member_id.type):
         v = to_numpy(member_id, np.int64, 0).view(np.uint64)
         h = (v * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
@@ -78,7 +81,9 @@ def add_claim_keys(claims: Spool, batch: CheckedPharmacy) -> None:
     (:data:`REVERSAL` / :data:`PAID`) and claim id of the rows that take part in matching
     (tracked rows that passed the checks; never untracked rows). The claim-id hashes pick the
     partitions and are not kept: :func:`match_claims` hashes each partition's ids again (about
-    60 ns a row) rather than spill eight incompressible bytes a row."""
+    60 ns a row) rather than spill eight incompressible bytes a row. With one claim-id
+    partition nothing is hashed here: every key goes to partition 0, blank ids included
+    (matching leaves blank ids out)."""
     c = batch.checks
     cid = c.scoped.claim_id  # the tracked rows' claim ids (c.scope: their positions)
     taken = np.flatnonzero(c.is_reversal[c.scope] | c.paid_ok[c.scope])
@@ -86,14 +91,14 @@ def add_claim_keys(claims: Spool, batch: CheckedPharmacy) -> None:
         return
     include = c.scope[taken]
     sub = take_rows(cid, taken).cast(pa.string())
-    hashes = string_hashes(sub)
+    parts = None if claims.n_parts == 1 else hash_parts(string_hashes(sub), claims.n_parts)
     kind = (
         c.is_reversal[include] * np.uint8(REVERSAL) | c.paid_ok[include] * np.uint8(PAID)
     ).astype(np.uint8)
     row = include.astype(np.int64) + batch.first_row
     claims.add(
         pa.table({"row": row, "kind": kind, "claim_id": sub}),
-        hash_parts(hashes, claims.n_parts),
+        parts,
     )
 
 

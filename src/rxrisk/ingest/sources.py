@@ -373,13 +373,16 @@ def _dataset():
     return ds
 
 
-def parquet_dataset(path: Path, label: str, *, pre_buffer: bool = True) -> ds.Dataset:
+def parquet_dataset(
+    path: Path, label: str, *, pre_buffer: bool = True, dictionary_columns=DICTIONARY_COLUMNS
+) -> ds.Dataset:
     """A Parquet file or folder as one dataset, for the in-memory and the streaming reader:
     parts in path order, the schema of :func:`parquet_schema`, and the low-cardinality text
-    columns (:data:`DICTIONARY_COLUMNS`) read as dictionaries."""
+    columns (``dictionary_columns``, by default :data:`DICTIONARY_COLUMNS`) read as
+    dictionaries."""
     ds = _dataset()
     fmt = ds.ParquetFileFormat(
-        read_options=ds.ParquetReadOptions(dictionary_columns=DICTIONARY_COLUMNS),
+        read_options=ds.ParquetReadOptions(dictionary_columns=tuple(dictionary_columns)),
         default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=pre_buffer),
     )
     files, _, schema = parquet_schema(path, label, fmt)

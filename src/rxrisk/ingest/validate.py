@@ -16,6 +16,7 @@ from rxrisk.ingest.drugs import supply_days
 from rxrisk.io.arrow import (
     dict_codes,
     is_null,
+    keep_rows,
     sort_uint64,
     string_buffers,
     string_chunks,
@@ -107,7 +108,7 @@ def _first_reason(checks: list[np.ndarray], n: int) -> np.ndarray:
     return reason
 
 
-def _blank(col: pa.ChunkedArray) -> np.ndarray:
+def blank_mask(col: pa.ChunkedArray) -> np.ndarray:
     """Null or whitespace-only rows (integers: null only), by a byte scan of the buffers."""
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return is_null(col)
@@ -315,12 +316,13 @@ def check_pharmacy(cols: PharmacyColumns, drugs, *, max_days_supply: int) -> Pha
 
 
 def _tracked_columns(cols: PharmacyColumns, tracked: np.ndarray, count: int) -> PharmacyColumns:
-    """The columns of the tracked rows only (one table filter; ``count`` rows are tracked)."""
+    """The columns of the tracked rows only (:func:`rxrisk.io.arrow.keep_rows`; ``count``
+    rows are tracked)."""
     if count == len(tracked):
         return cols
     names = [f.name for f in fields(PharmacyColumns)]
-    table = pa.table({name: getattr(cols, name) for name in names}).filter(pa.array(tracked))
-    return PharmacyColumns(*(table.column(name) for name in names))
+    kept = keep_rows({name: getattr(cols, name) for name in names}, tracked)
+    return PharmacyColumns(*(kept[name] for name in names))
 
 
 def _tracked_checks(cols: PharmacyColumns, ref_row: np.ndarray, drugs, max_days_supply: int):
@@ -347,7 +349,7 @@ def _tracked_checks(cols: PharmacyColumns, ref_row: np.ndarray, drugs, max_days_
     if len(mme_rows):
         qty_bad[mme_rows[_mme_not_finite(quantity, ds, ref_row, mme_rows, drugs)]] = True
     checks = [
-        _blank(cols.member_id),
+        blank_mask(cols.member_id),
         is_null(cols.fill_date),
         np.zeros(m, bool),  # ndc: decided before (in check_pharmacy)
         ~(is_paid | is_rev),
@@ -413,6 +415,45 @@ class MedicalRows:
         }
 
 
+class RememberedCodes:
+    """Code sets whose :meth:`classify` remembers every (code space, code) pair it has
+    classified, so that a run checking batch after batch (whose batches repeat the same few
+    thousand codes) runs the code-set patterns on each pair once. Same results as
+    ``codesets.classify``, pair by pair.
+
+    Parameters
+    ----------
+    codesets : rxrisk.config.codesets.CodeSets
+    """
+
+    def __init__(self, codesets):
+        self.codesets = codesets
+        self._keys = pa.array([], pa.string())  # "<bytes of space>:space:code" of each pair
+        self._masks = np.zeros(0, np.uint8)
+
+    def classify(self, space: pa.Array, code: pa.Array) -> np.ndarray:
+        """Category bits of each (space, code) pair (``CodeSets.classify``)."""
+        # the byte length of the space first: one key per pair, whatever the texts hold
+        length = pc.cast(pc.binary_length(space), pa.string())
+        keys = pc.binary_join_element_wise(length, space, code, ":")
+        if isinstance(keys, pa.ChunkedArray):
+            keys = keys.combine_chunks()
+        if keys.null_count:  # a null space or code: not remembered
+            return self.codesets.classify(space, code)
+        keys = keys.cast(pa.string())
+        pos = to_numpy(pc.index_in(keys, value_set=self._keys), np.int64, -1)
+        new = np.flatnonzero(pos < 0)
+        if len(new):  # classify each new pair once: its first row stands for the others
+            codes, distinct = dict_codes(keys.take(pa.array(new)))
+            first = new[np.unique(codes, return_index=True)[1]]
+            rows = pa.array(first)
+            found = self.codesets.classify(space.take(rows), code.take(rows))
+            pos[new] = len(self._masks) + codes
+            self._keys = pa.concat_arrays([self._keys, distinct])
+            self._masks = np.concatenate([self._masks, found.astype(np.uint8, copy=False)])
+        return self._masks[pos]
+
+
 def empty_medical_counts() -> dict:
     """The all-zero medical audit block used when no medical input is given."""
     return MedicalRows(np.zeros(0, np.int8), np.zeros(0, np.int8), np.zeros(0, np.uint8)).counts()
@@ -455,8 +496,8 @@ def validate_medical(cols: MedicalColumns, codesets) -> MedicalRows:
     mask, reason, bucket = category.ravel()[pair], reason_of.ravel()[pair], bucket_of.ravel()[pair]
     classified = np.flatnonzero(mask)
     if len(classified):
-        picked = pa.table({"m": cols.member_id, "d": cols.service_date}).filter(pa.array(mask > 0))
-        checks = [_blank(picked.column("m")), is_null(picked.column("d"))]
+        picked = keep_rows({"m": cols.member_id, "d": cols.service_date}, mask > 0)
+        checks = [blank_mask(picked["m"]), is_null(picked["d"])]
         first = _first_reason(checks, len(classified))
         bad = first >= 0
         reason[classified[bad]] = first[bad]
