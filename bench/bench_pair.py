@@ -1,0 +1,164 @@
+"""Two installs of rxrisk compared run by run: warm start, and end to end against the read.
+
+Timings on a shared machine drift by a third within minutes, so a before/after pair is only
+fair when both run in one sitting, alternately. This script takes two ``rxrisk`` commands (the
+console scripts of two installs, e.g. two wheel venvs), warms each one's numba cache (a folder
+of its own), then:
+
+- warm start: ``rxrisk score``, ``edits`` and ``measures`` on a generated 200-member book,
+  ``--rounds`` rounds, each round running every command of both installs (the order of the
+  installs alternates from round to round);
+- with ``--book``: per round a pyarrow read of the engine's columns of both inputs, then
+  ``rxrisk score`` of each install (order alternating), and the per-round ratio of each command
+  to that round's read; the audits of the two installs' last runs are compared without
+  ``seconds``.
+
+It prints medians (wall and CPU seconds: user + system of the child, from ``wait4``)::
+
+    python bench/bench_pair.py --before venv-old/bin/rxrisk --after venv-new/bin/rxrisk
+    python bench/bench_pair.py --before A --after B --book /tmp/book1m --rounds 6 --json pair.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from _common import MEDICAL_COLUMNS, PHARMACY_COLUMNS, ensure_book
+from bench_start import COMMANDS, _input, command_args
+
+INSTALLS = ("before", "after")
+
+
+def _run(exe: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of ``exe ARGS`` in a child process (which must succeed)."""
+    t = time.perf_counter()
+    pid = os.posix_spawn(exe, [exe, *args], env)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{exe} {' '.join(args)} failed ({os.waitstatus_to_exitcode(status)})")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def _medians(runs: list[tuple[float, float]]) -> dict:
+    return {
+        "wall_s": round(statistics.median(w for w, _ in runs), 3),
+        "cpu_s": round(statistics.median(c for _, c in runs), 3),
+        "wall_min_s": round(min(w for w, _ in runs), 3),
+    }
+
+
+def _order(r: int) -> tuple[str, ...]:
+    return INSTALLS if r % 2 == 0 else INSTALLS[::-1]
+
+
+def warm_start(exes: dict, envs: dict, tmp: Path, opts) -> dict:
+    """Warm start of every command of both installs, interleaved."""
+    book = tmp / "start-book"
+    ensure_book(book, 200, opts.seed)
+    ph, md = _input(book, "pharmacy"), _input(book, "medical")
+    args = {c: command_args(c, ph, md, tmp / f"{c}.parquet", opts, book) for c in COMMANDS}
+    for k in INSTALLS:  # fill (or load) each install's cache once
+        for c in COMMANDS:
+            _run(exes[k], args[c], envs[k])
+    runs = {k: {c: [] for c in COMMANDS} for k in INSTALLS}
+    for r in range(opts.rounds):
+        for c in COMMANDS:
+            for k in _order(r):
+                runs[k][c].append(_run(exes[k], args[c], envs[k]))
+    return {k: {c: _medians(runs[k][c]) for c in COMMANDS} for k in INSTALLS}
+
+
+def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
+    """``rxrisk score`` of both installs on ``opts.book`` against a pyarrow read, per round."""
+    ph, md = _input(opts.book, "pharmacy"), _input(opts.book, "medical")
+
+    def read() -> float:
+        t = time.perf_counter()
+        pq.read_table(ph, columns=PHARMACY_COLUMNS)
+        pq.read_table(md, columns=MEDICAL_COLUMNS)
+        return time.perf_counter() - t
+
+    args = {k: command_args("score", ph, md, tmp / f"book-{k}.parquet", opts) for k in INSTALLS}
+    for k in INSTALLS:
+        _run(exes[k], args[k], envs[k])
+    read()  # page cache
+    reads, runs = [], {k: [] for k in INSTALLS}
+    for r in range(opts.rounds):
+        reads.append(read())
+        for k in _order(r):
+            runs[k].append(_run(exes[k], args[k], envs[k]))
+        print(
+            f"round {r + 1}: read {reads[-1]:.2f} s, "
+            + ", ".join(f"{k} {runs[k][-1][0]:.2f} s" for k in INSTALLS),
+            flush=True,
+        )
+    audits = []
+    for k in INSTALLS:
+        audit = json.loads((tmp / f"book-{k}.json").read_text())
+        audit.pop("seconds", None)
+        audits.append(audit)
+    out = {"read_s": round(statistics.median(reads), 3), "audits_equal": audits[0] == audits[1]}
+    for k in INSTALLS:
+        ratios = [w / rd for (w, _), rd in zip(runs[k], reads, strict=True)]
+        out[k] = {**_medians(runs[k]), "over_read": round(statistics.median(ratios), 2)}
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--before", required=True, help="the rxrisk command of the old install")
+    p.add_argument("--after", required=True, help="the rxrisk command of the new install")
+    p.add_argument("--book", type=Path, default=None, help="book for end to end / read")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--as-of", default="2025-12-31")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    opts = p.parse_args(argv)
+    opts.rounds = max(1, opts.rounds)
+    exes = {"before": os.path.abspath(opts.before), "after": os.path.abspath(opts.after)}
+    figures: dict = {"installs": exes, "load_before": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory(prefix="rxrisk-bench-pair-") as tmp:
+        tmp = Path(tmp)
+        envs = {k: dict(os.environ, NUMBA_CACHE_DIR=str(tmp / f"cache-{k}")) for k in INSTALLS}
+        figures["warm"] = warm_start(exes, envs, tmp, opts)
+        for c in COMMANDS:
+            print(
+                f"warm {c:9}"
+                + "".join(
+                    f"  {k} {figures['warm'][k][c]['wall_s']:.3f} s"
+                    f" (CPU {figures['warm'][k][c]['cpu_s']:.3f})"
+                    for k in INSTALLS
+                )
+            )
+        if opts.book is not None:
+            e2e = end_to_end(exes, envs, tmp, opts)
+            figures["end_to_end"] = e2e
+            print(
+                f"read {e2e['read_s']:.2f} s; audits equal without seconds: {e2e['audits_equal']}"
+            )
+            for k in INSTALLS:
+                f = e2e[k]
+                print(
+                    f"score {k:6} {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}), "
+                    f"{f['over_read']:.2f}x the read"
+                )
+    figures["load_after"] = os.getloadavg()[0]
+    print(f"load average {figures['load_before']:.2f} -> {figures['load_after']:.2f}")
+    if opts.json:
+        opts.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
