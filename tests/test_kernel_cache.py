@@ -113,9 +113,9 @@ def test_save_dir(tmp_path, monkeypatch):
     assert cache_files.save_dir() == tmp_path / "shipped"
 
 
-def _compile(cache: str, cwd) -> subprocess.CompletedProcess:
-    """``rxrisk compile`` in a child with ``NUMBA_CACHE_DIR=cache``."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+def _compile(cache: str, cwd, **extra_env: str) -> subprocess.CompletedProcess:
+    """``rxrisk compile`` in a child with ``NUMBA_CACHE_DIR=cache`` (and ``extra_env``)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache, **extra_env)
     env.pop(cache_files.BUILD_ENV, None)
     return subprocess.run(
         [sys.executable, "-m", "rxrisk.cli", "compile"],
@@ -135,16 +135,7 @@ def test_compile_refuses_a_folder_it_cannot_write(tmp_path):
 
 
 def test_compile_says_so_when_jit_is_disabled(tmp_path):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), NUMBA_DISABLE_JIT="1")
-    env.pop(cache_files.BUILD_ENV, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "rxrisk.cli", "compile"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-    )
+    done = _compile(str(tmp_path / "cache"), tmp_path, NUMBA_DISABLE_JIT="1")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "NUMBA_DISABLE_JIT" in lines[0] and "nothing to compile" in lines[0]
