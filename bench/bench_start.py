@@ -6,7 +6,9 @@ each run in a child process, with its wall time and CPU time (user + system of t
     python bench/bench_start.py --book /tmp/book1m --repeat 5 --json start.json
     python bench/bench_start.py --skip-read --read-only-runs 0    # start-up figures only
 
-Reports, all from this one run on this machine:
+Reports, all from this one run on this machine, for each kernel tier of ``--tiers`` (``auto``,
+the default, runs a book under 10,000 claim rows as plain Python, so the start book compiles
+and loads nothing; ``compiled`` holds every run to the numba kernels):
 - cold start: ``score``, ``edits`` and ``measures`` (year 2025) on a generated 200-member book
   (``--start-members``, seed 1), each with an empty numba cache folder (a fresh ``NUMBA_CACHE_DIR``), and the numba
   compile seconds when the command's audit reports them ("over warm" is the cold wall time
@@ -23,6 +25,8 @@ Reports, all from this one run on this machine:
 
 ``--book`` holds ``pharmacy`` and ``medical`` (files or folders of Parquet parts); by default a
 generated 100,000-member book under the temp folder (the same naming as bench/run_bench.py).
+``--crossover 200,500,1000,2000`` adds warm ``score`` on generated books of those member
+counts in both tiers (interleaved): where the python tier stops being the faster one.
 Prints a table; ``--json FILE`` also writes the figures.
 """
 
@@ -42,6 +46,7 @@ import pyarrow.parquet as pq
 from _common import MEDICAL_COLUMNS, PHARMACY_COLUMNS, ensure_book
 
 COMMANDS = ("score", "edits", "measures")
+TIERS = ("python", "compiled")
 
 
 def rxrisk_command() -> list[str]:
@@ -139,17 +144,27 @@ def median_of(runs: list[dict]) -> dict:
     }
 
 
-def start_figures(tmp: Path, opts) -> tuple[dict, dict[str, str]]:
-    """Cold, read-only and warm start of each command, and ``--help``, on a small book.
+def base_env(opts, tier: str) -> dict[str, str]:
+    """This process's environment with the kernel tier ``tier`` (and .pyc files allowed with
+    ``--bytecode``)."""
+    base = dict(os.environ, RXRISK_KERNELS=tier)
+    if opts.bytecode:  # .pyc files written and read, as in an installed package
+        base.pop("PYTHONDONTWRITEBYTECODE", None)
+    return base
+
+
+def start_figures(tmp: Path, opts, tier: str) -> tuple[dict, dict[str, str]]:
+    """Cold, read-only and warm start of each command, and ``--help``, on a small book, with
+    the kernel tier ``tier``.
 
     Returns the figures and the environment whose cache the cold ``score`` filled.
     """
     book = tmp / "start-book"
     ensure_book(book, opts.start_members, opts.seed)
     ph, md = _input(book, "pharmacy"), _input(book, "medical")
-    base = dict(os.environ)
-    if opts.bytecode:  # .pyc files written and read, as in an installed package
-        base.pop("PYTHONDONTWRITEBYTECODE", None)
+    tmp = tmp / tier
+    tmp.mkdir(exist_ok=True)
+    base = base_env(opts, tier)
     envs = {c: dict(base, NUMBA_CACHE_DIR=str(tmp / f"cache-{c}")) for c in COMMANDS}
 
     def run(command: str, env: dict[str, str]) -> dict:
@@ -157,7 +172,7 @@ def start_figures(tmp: Path, opts) -> tuple[dict, dict[str, str]]:
         args = command_args(command, ph, md, out, opts, book)
         return run_cli(args, env, out.with_suffix(".json"))
 
-    figures: dict = {"start_book_members": opts.start_members, "cold": {}, "read_only": {}}
+    figures: dict = {"tier": tier, "start_book_members": opts.start_members, "cold": {}}
     for command in COMMANDS:  # each into its own empty cache folder
         figures["cold"][command] = run(command, envs[command])
     ro_env = read_only_env(base, tmp)
@@ -210,15 +225,60 @@ def read_figures(tmp: Path, book: Path, env: dict[str, str], opts) -> dict:
     }
 
 
+def crossover_figures(tmp: Path, opts) -> list[dict]:
+    """Warm ``rxrisk score`` on generated books of ``opts.crossover`` members in both tiers,
+    ``opts.repeat`` interleaved rounds each (one run per tier first fills the cache)."""
+    rows = []
+    for members in opts.crossover:
+        book = tmp / f"crossover-{members}"
+        ensure_book(book, members, opts.seed)
+        ph, md = _input(book, "pharmacy"), _input(book, "medical")
+        out = tmp / f"crossover-{members}.parquet"
+        args = command_args("score", ph, md, out, opts)
+        envs = {
+            t: dict(base_env(opts, t), NUMBA_CACHE_DIR=str(tmp / "cache-crossover")) for t in TIERS
+        }
+        runs: dict = {t: [] for t in TIERS}
+        for t in TIERS:
+            run_cli(args, envs[t])
+        for r in range(opts.repeat):
+            for t in TIERS if r % 2 == 0 else TIERS[::-1]:
+                runs[t].append(run_cli(args, envs[t]))
+        claim_rows = pq.read_metadata(ph).num_rows + pq.read_metadata(md).num_rows
+        rows.append(
+            {"members": members, "claim_rows": claim_rows} | {t: median_of(runs[t]) for t in TIERS}
+        )
+    return rows
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
 def table(figures: dict) -> str:
     """The figures as a text table."""
+    lines = []
+    for start in figures["start"]:
+        lines += start_table(start)
+    if figures.get("crossover"):
+        lines += ["", "warm score by book size (median wall s; python tier / compiled tier):"]
+        for row in figures["crossover"]:
+            py, co = row["python"]["wall_s"], row["compiled"]["wall_s"]
+            lines.append(
+                f"  {row['members']:>7,} members {row['claim_rows']:>9,} claim rows   "
+                f"python {py:6.2f}   compiled {co:6.2f}   ({py / co:4.2f}x)"
+            )
+    book = figures.get("read")
+    if book is not None:
+        lines += read_table(book)
+    return "\n".join(lines)
+
+
+def start_table(figures: dict) -> list[str]:
+    """The start-up figures of one tier as table lines."""
     lines = [
-        f"{'rxrisk start-up':47} {'wall s':>8} {'CPU s':>8} {'compile s':>10} {'over warm s':>12}"
-        f" {'load':>6}"
+        f"{'rxrisk start-up, kernels ' + figures['tier']:47} {'wall s':>8} {'CPU s':>8} "
+        f"{'compile s':>10} {'over warm s':>12} {'load':>6}"
     ]
 
     def row(label: str, fig: dict, warm: dict | None = None) -> None:
@@ -236,10 +296,12 @@ def table(figures: dict) -> str:
             row(f"{command}, read-only install, run {i}", fig, warm)
         row(f"{command}, warm (median of {len(warm['runs'])})", warm)
     row(f"rxrisk --help (median of {len(figures['help']['runs'])})", figures["help"])
-    book = figures.get("read")
-    if book is None:
-        return "\n".join(lines)
-    lines += [
+    return lines + [""]
+
+
+def read_table(book: dict) -> list[str]:
+    """The end-to-end / read figures as table lines."""
+    return [
         "",
         f"book {book['book']} ({book['input_rows']:,} input rows), median of "
         f"{len(book['reads_s'])} interleaved rounds:",
@@ -249,7 +311,6 @@ def table(figures: dict) -> str:
         f"  command / read                          {book['command_over_read']:8.2f}x",
         f"  audit stages / read (no start-up)       {book['stages_over_read']:8.2f}x",
     ]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -266,6 +327,16 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument(
+        "--tiers",
+        default="auto,compiled",
+        help="kernel tiers (RXRISK_KERNELS) of the start-up figures, comma-separated",
+    )
+    p.add_argument(
+        "--crossover",
+        default="",
+        help="member counts of books to time warm score on in both tiers, e.g. 200,500,1000",
+    )
+    p.add_argument(
         "--skip-read", action="store_true", help="leave out end to end / read (no large book)"
     )
     p.add_argument(
@@ -276,6 +347,8 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     args.repeat = max(1, args.repeat)
+    args.crossover = [int(m) for m in args.crossover.split(",") if m.strip()]
+    tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
     book = args.book
     if book is None and not args.skip_read:
         book = Path(tempfile.gettempdir()) / f"rxrisk-book-{args.members}-{args.seed}"
@@ -289,8 +362,13 @@ def main(argv=None) -> int:
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
     with tempfile.TemporaryDirectory(prefix="rxrisk-bench-start-") as tmp:
-        start, env = start_figures(Path(tmp), args)
-        figures.update(start)
+        figures["start"], env = [], None
+        for tier in tiers:
+            start, tier_env = start_figures(Path(tmp), args, tier)
+            figures["start"].append(start)
+            env = env if env is not None and tier != "compiled" else tier_env
+        if args.crossover:
+            figures["crossover"] = crossover_figures(Path(tmp), args)
         if not args.skip_read:
             figures["read"] = read_figures(Path(tmp), book, env, args)
     figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]

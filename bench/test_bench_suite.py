@@ -190,23 +190,29 @@ def test_bench_start_plumbing(tmp_path, monkeypatch, capsys):
     generate_book(book, members=50, seed=SEED)
     out = tmp_path / "start.json"
     argv = ["--book", str(book), "--start-members", "50", "--repeat", "1", "--json", str(out)]
-    assert main([*argv, "--read-only-runs", "1"]) == 0
+    assert main([*argv, "--read-only-runs", "1", "--crossover", "30"]) == 0
     figures = json.loads(out.read_text())
-    for command in COMMANDS:
-        runs = [figures["cold"][command], *figures["read_only"][command]]
-        runs += figures["warm"][command]["runs"]
-        assert len(runs) == 3
-        for run in runs:
-            assert run["wall_s"] > 0 and run["cpu_s"] > 0 and run["load_1min"] >= 0, run
-            assert {"kernels", "measures"} & set(run["stages_s"]), run  # the kernels' stage
-            assert (run["compile_s"] or 0) >= 0, run
-    assert figures["help"]["wall_s"] > 0
+    assert [start["tier"] for start in figures["start"]] == ["auto", "compiled"]
+    for start in figures["start"]:
+        for command in COMMANDS:
+            runs = [start["cold"][command], *start["read_only"][command]]
+            runs += start["warm"][command]["runs"]
+            assert len(runs) == 3
+            for run in runs:
+                assert run["wall_s"] > 0 and run["cpu_s"] > 0 and run["load_1min"] >= 0, run
+                assert {"kernels", "measures"} & set(run["stages_s"]), run  # the kernels' stage
+                assert (run["compile_s"] or 0) >= 0, run
+        assert start["help"]["wall_s"] > 0
+    (crossover,) = figures["crossover"]
+    assert crossover["members"] == 30 and crossover["claim_rows"] > 0
+    assert crossover["python"]["wall_s"] > 0 and crossover["compiled"]["wall_s"] > 0
     read = figures["read"]
     assert read["input_rows"] > 0 and len(read["reads_s"]) == 1
     assert read["command_over_read"] > 0 and read["stages_over_read"] > 0
     text = capsys.readouterr().out
     assert "score, read-only install, run 1" in text and "command / read" in text
     assert "measures, cold (empty cache, 50 members)" in text
+    assert "rxrisk start-up, kernels compiled" in text and "30 members" in text
 
 
 @pytest.mark.slow

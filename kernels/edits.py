@@ -1,7 +1,8 @@
 """Point-of-sale safety-edit replay: one pass over each member's claims in
 adjudication order, keeping the active claims incrementally.
 
-``prange`` over chunks of members; each chunk owns its scratch. Per member, the active opioid
+Chunks of members run on threads (:func:`~rxrisk.kernels._jit.each_chunk` over
+:func:`replay_chunk`); each chunk owns its scratch. Per member, the active opioid
 and benzodiazepine claims sit in two min-heaps keyed by their last covered day: when the fill
 day advances, the claims that ended before it are popped (each claim is pushed and popped
 once), and running aggregates follow every push and pop: the number of active opioid and
@@ -19,7 +20,6 @@ bits and :data:`SEQUENTIAL_MAX`) is ``kernels/edits_containers.py``.
 """
 
 import numpy as np
-from numba import prange
 
 from rxrisk.kernels._jit import ngjit
 from rxrisk.kernels.edits_containers import (
@@ -183,12 +183,16 @@ def _sum_in_order(heap, size, mme, i0, first, order):
     return total, steps + size * int(np.log2(size + 1))
 
 
-@ngjit(parallel=True)
-def replay_members(claims, params, outputs):
-    """Evaluate every opioid and benzodiazepine claim against the claims adjudicated before it.
+@ngjit
+def replay_chunk(c, claims, params, outputs):
+    """Evaluate the opioid and benzodiazepine claims of chunk ``c`` of the members against the
+    claims adjudicated before each.
 
     Parameters
     ----------
+    c : int
+        The chunk: members ``c * per_chunk`` up to the next chunk's first, where ``per_chunk``
+        spreads the members over ``len(outputs.work)`` chunks.
     claims : EditClaims
         The fills and medical rows, sorted, with their member offsets.
     params : EditParams
@@ -200,23 +204,18 @@ def replay_members(claims, params, outputs):
     Returns
     -------
     None
-        The outputs are written in place: for each evaluated fill ``evaluated``,
-        ``cumulative``, ``active_prescribers``, ``excluded`` and ``fired``; per chunk ``work``.
-
-    Notes
-    -----
-    The parallel body only splits the members into chunks; :func:`_replay_chunk` (not parallel)
-    does the work, which keeps the parfor small and quick to compile.
+        The outputs of the chunk's members are written in place: for each evaluated fill
+        ``evaluated``, ``cumulative``, ``active_prescribers``, ``excluded`` and ``fired``; the
+        chunk's ``work``. Chunks write disjoint slots, so they may run at once, in any order.
     """
     work = outputs.work
     n_chunks = work.shape[0]
     n_members = claims.fill_offsets.shape[0] - 1
     per_chunk = (n_members + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        m0 = c * per_chunk
-        m1 = min(n_members, m0 + per_chunk)
-        if m0 < m1:
-            work[c] = _replay_chunk(claims, params, outputs, m0, m1)
+    m0 = c * per_chunk
+    m1 = min(n_members, m0 + per_chunk)
+    if m0 < m1:
+        work[c] = _replay_chunk(claims, params, outputs, m0, m1)
 
 
 @ngjit

@@ -21,10 +21,10 @@ The per-window positions are also the columns of the kernels' per-window scratch
 The names in ``WINDOW_INTS``, ``WINDOW_FLOATS``, ``SINGLE_INTS``, ``SINGLE_FLOATS`` and
 ``DEFINITION_FLOATS`` say what each slot holds; every slot appears in exactly one of them. The
 row helpers at the end are plain Python for the decoder and compile inline into the kernels
-(``register_jitable``).
+(:func:`~rxrisk.kernels._jit.jitable`).
 """
 
-from numba.extending import register_jitable
+from rxrisk.kernels._jit import jitable
 
 # -- integer slots of each window's block (int32) -------------------------------------------
 W_OPIOID_FILLS = 0  # opioid fills with a fill date in the window
@@ -97,44 +97,44 @@ DEFINITION_FLOATS = (
 )
 
 
-@register_jitable
+@jitable
 def n_int_slots(n_windows):
     """Rows of ``ints``: ``N_WINDOW_INTS`` per window, then ``N_SINGLE_INTS``."""
     return n_windows * N_WINDOW_INTS + N_SINGLE_INTS
 
 
-@register_jitable
+@jitable
 def n_float_slots(n_windows, definitions=0):
     """Rows of ``floats``: ``N_WINDOW_FLOATS`` per window, then ``N_SINGLE_FLOATS``, then
     (``definitions`` 1) ``N_DEFINITION_FLOATS`` per window."""
     return n_windows * (N_WINDOW_FLOATS + definitions * N_DEFINITION_FLOATS) + N_SINGLE_FLOATS
 
 
-@register_jitable
+@jitable
 def window_int(w, slot):
     """Row of ``ints`` holding per-window integer ``slot`` (a ``W_*``) of window ``w``."""
     return w * N_WINDOW_INTS + slot
 
 
-@register_jitable
+@jitable
 def window_float(w, slot):
     """Row of ``floats`` holding per-window float ``slot`` (a ``W_MME_*``) of window ``w``."""
     return w * N_WINDOW_FLOATS + slot
 
 
-@register_jitable
+@jitable
 def single_int(n_windows, slot):
     """Row of ``ints`` holding single integer ``slot`` (an ``S_*`` of ``SINGLE_INTS``)."""
     return n_windows * N_WINDOW_INTS + slot
 
 
-@register_jitable
+@jitable
 def single_float(n_windows, slot):
     """Row of ``floats`` holding single float ``slot`` (an ``S_*`` of ``SINGLE_FLOATS``)."""
     return n_windows * N_WINDOW_FLOATS + slot
 
 
-@register_jitable
+@jitable
 def definition_float(n_windows, w, slot):
     """Row of ``floats`` holding average-MME definition ``slot`` (a ``D_*``) of window ``w``."""
     return n_windows * N_WINDOW_FLOATS + N_SINGLE_FLOATS + w * N_DEFINITION_FLOATS + slot

@@ -1,12 +1,18 @@
 """Shared fixtures: small hand-made claim tables built on real reference NDCs."""
 
 import datetime as dt
+import os
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from rxrisk.config.reference import load_reference
+
+# The suite's books are small, so under the default ``auto`` their kernels would run as Python
+# (the python tier): the suite holds the compiled kernels to their references instead. The
+# tests of the python tier set the tier themselves (tests/test_kernel_tier.py).
+os.environ.setdefault("RXRISK_KERNELS", "compiled")
 
 
 def _first_ndc(ref, **equal):

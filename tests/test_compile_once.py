@@ -15,7 +15,7 @@ from rxrisk.kernels.grouping import _stable_order
 
 _CHILD = """
 import json, sys
-import numba.core.registry
+from rxrisk.kernels._jit import Kernel
 import rxrisk
 from rxrisk.kernels import (
     dictionary, distinct, events, fills, grouping, member_scores, strings, timeline, windows,
@@ -26,7 +26,7 @@ found = {}
 for module in (dictionary, distinct, events, fills, grouping, member_scores, strings,
                timeline, windows):
     for name, value in vars(module).items():
-        if isinstance(value, numba.core.registry.CPUDispatcher) and value.signatures:
+        if isinstance(value, Kernel) and value.signatures:
             found[module.__name__.rsplit(".", 1)[1] + "." + name] = [
                 [str(t) for t in sig] for sig in value.signatures
             ]

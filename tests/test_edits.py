@@ -471,7 +471,8 @@ def test_drug_keys_trim_case_and_nulls():
 
 def test_null_ingredient_or_long_acting_never_fires_duplicate():
     """Kernel level: the loader never yields nulls, but the kernel must not fire on them."""
-    from rxrisk.kernels.edits import replay_members
+    from rxrisk.kernels._jit import each_chunk
+    from rxrisk.kernels.edits import replay_chunk
     from rxrisk.kernels.edits_containers import (
         E_DUPLICATE_LA,
         SEQUENTIAL_MAX,
@@ -504,7 +505,7 @@ def test_null_ingredient_or_long_acting_never_fires_duplicate():
             med_mask=np.zeros(0, np.uint8),
         )
         out = EditOutputs.zeros(n_fills=2, n_chunks=1)
-        replay_members(claims, params, out)
+        each_chunk(replay_chunk, len(out.work), claims, params, out)
         assert bool(out.fired[1] & E_DUPLICATE_LA) is want, (ing0, la0, ing1, la1)
 
 

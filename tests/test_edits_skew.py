@@ -30,7 +30,8 @@ from rxrisk.edits import drug_keys, load_edits
 from rxrisk.edits.run import run_edits_kernel
 from rxrisk.ingest.select import ingest
 from rxrisk.kernels import edits_containers as contract
-from rxrisk.kernels.edits import replay_members
+from rxrisk.kernels._jit import each_chunk
+from rxrisk.kernels.edits import replay_chunk
 from rxrisk.scoring.encode import encode_used
 
 from naive_edits import SEQUENTIAL_MAX, cumulative_mme, naive_edits, settings_with
@@ -341,7 +342,7 @@ def test_year_skewed_member_takes_n_log_n_steps():
     assert out.evaluated.sum() == n
 
 
-def test_replay_members_on_containers_counts_work_per_chunk():
+def test_replay_chunks_on_containers_count_work_per_chunk():
     from rxrisk.kernels.roles import BENZO, OPIOID
 
     # member 0: three opioids on day 0; member 1: one benzodiazepine and one other fill
@@ -364,7 +365,7 @@ def test_replay_members_on_containers_counts_work_per_chunk():
         sequential_max=contract.SEQUENTIAL_MAX,
     )  # fmt: skip
     out = contract.EditOutputs.zeros(n_fills=5, n_chunks=2)
-    replay_members(claims, params, out)
+    each_chunk(replay_chunk, len(out.work), claims, params, out)
     assert list(out.evaluated) == [True, True, True, True, False]
     assert list(out.cumulative) == [10.0, 30.0, 60.0, 0.0, 0.0]
     assert list(out.active_prescribers) == [1, 2, 2, 0, 0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -33,54 +34,59 @@ def _files(folder) -> list[str]:
 
 @pytest.fixture
 def jit(tmp_path, monkeypatch):
-    from rxrisk.kernels import _jit
+    """The kernel decorator, and the kernel cache module (its folders and stamp to patch)."""
+    from rxrisk.kernels import _jit, _kernel_cache
 
-    monkeypatch.setattr(_jit, "SHIPPED_DIR", tmp_path / "shipped")
-    return _jit
+    monkeypatch.setattr(_kernel_cache, "SHIPPED_DIR", tmp_path / "shipped")
+    return types.SimpleNamespace(ngjit=_jit.ngjit, cache=_kernel_cache)
 
 
 def test_shipped_cache_is_loaded_not_compiled(jit, tmp_path, monkeypatch):
     shipped, user = tmp_path / "shipped", tmp_path / "user"
-    monkeypatch.setattr(jit, "SAVE_DIR", shipped)  # rxrisk compile --shipped
+    monkeypatch.setattr(jit.cache, "SAVE_DIR", shipped)  # rxrisk compile --shipped
     built = _kernel(jit)
     assert built(1) == 2
-    assert sum(built.stats.cache_misses.values()) == 1
+    assert sum(built.dispatcher.stats.cache_misses.values()) == 1
     names = _files(shipped)
     assert any(n.endswith(".nbi") for n in names) and any(n.endswith(".nbc") for n in names)
 
-    monkeypatch.setattr(jit, "SAVE_DIR", user)  # a fresh install with an empty user cache
+    monkeypatch.setattr(jit.cache, "SAVE_DIR", user)  # a fresh install with an empty user cache
     fresh = _kernel(jit)
     assert fresh(41) == 42
-    assert sum(fresh.stats.cache_hits.values()) == 1 and not any(fresh.stats.cache_misses.values())
+    assert sum(fresh.dispatcher.stats.cache_hits.values()) == 1 and not any(
+        fresh.dispatcher.stats.cache_misses.values()
+    )
     assert _files(user) == []  # loaded: nothing compiled, nothing saved
 
-    monkeypatch.setattr(jit, "SAVE_DIR", None)  # a read-only install: no writable folder
+    monkeypatch.setattr(jit.cache, "SAVE_DIR", None)  # a read-only install: no writable folder
     read_only = _kernel(jit)
-    assert read_only(1) == 2 and sum(read_only.stats.cache_hits.values()) == 1
+    assert read_only(1) == 2 and sum(read_only.dispatcher.stats.cache_hits.values()) == 1
     assert read_only(1.5) == 2.5  # another signature compiles in memory; nothing is written
-    assert sum(read_only.stats.cache_misses.values()) == 1
+    assert sum(read_only.dispatcher.stats.cache_misses.values()) == 1
     assert _files(shipped) == names
 
-    monkeypatch.setattr(jit, "SAVE_DIR", user)
+    monkeypatch.setattr(jit.cache, "SAVE_DIR", user)
     grown = _kernel(jit)
-    assert grown(1.5) == 2.5 and sum(grown.stats.cache_misses.values()) == 1
+    assert grown(1.5) == 2.5 and sum(grown.dispatcher.stats.cache_misses.values()) == 1
     assert any(n.endswith(".nbi") for n in _files(user))  # saved to the user folder only
     assert _files(shipped) == names
     again = _kernel(jit)
     assert again(1.5) == 2.5 and again(1) == 2
-    assert sum(again.stats.cache_hits.values()) == 2  # user folder, then shipped
+    assert sum(again.dispatcher.stats.cache_hits.values()) == 2  # user folder, then shipped
 
 
 def test_index_of_other_kernel_sources_is_not_used(jit, tmp_path, monkeypatch):
     """A helper edited in another kernel file changes the stamp of every index."""
     shipped = tmp_path / "shipped"
-    monkeypatch.setattr(jit, "SAVE_DIR", shipped)
+    monkeypatch.setattr(jit.cache, "SAVE_DIR", shipped)
     assert _kernel(jit)(1) == 2
-    monkeypatch.setattr(jit, "SAVE_DIR", None)
-    monkeypatch.setattr(jit, "source_stamp", lambda: b"other kernel sources")
+    monkeypatch.setattr(jit.cache, "SAVE_DIR", None)
+    monkeypatch.setattr(jit.cache, "source_stamp", lambda: b"other kernel sources")
     stale = _kernel(jit)
     assert stale(1) == 2
-    assert sum(stale.stats.cache_misses.values()) == 1 and not any(stale.stats.cache_hits.values())
+    assert sum(stale.dispatcher.stats.cache_misses.values()) == 1 and not any(
+        stale.dispatcher.stats.cache_hits.values()
+    )
 
 
 def test_stamp_covers_every_kernel_source(tmp_path, monkeypatch):
@@ -182,10 +188,10 @@ def running_total(x):
     return out
 
 assert running_total(np.arange(5, dtype=np.int64)).tolist() == [0, 1, 3, 6, 10]
-hits = sum(running_total.stats.cache_hits.values())
+hits = sum(running_total.dispatcher.stats.cache_hits.values())
 refreshed = "numba.np.linalg" in sys.modules  # imported by a full target-context refresh
 assert running_total(np.arange(3, dtype=np.int32)).tolist() == [0, 1, 3]  # compiles here
-print(hits, int(refreshed), sum(running_total.stats.cache_misses.values()))
+print(hits, int(refreshed), sum(running_total.dispatcher.stats.cache_misses.values()))
 """
 
 

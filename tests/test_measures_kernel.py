@@ -525,7 +525,7 @@ def test_arguments_of_another_dtype_are_refused():
 _CHILD = """
 import json, sys
 import numpy as np
-import numba.core.registry
+from rxrisk.kernels._jit import Kernel
 import pyarrow.parquet as pq
 import rxrisk
 from rxrisk.engines.local import configure, encode_book, ingest_book
@@ -547,7 +547,7 @@ measure_claims(claims, spans, np.zeros(n, np.int32), periods, MeasureSettings())
 found = {}
 for module in (measures, timeline):
     for name, value in vars(module).items():
-        if isinstance(value, numba.core.registry.CPUDispatcher) and value.signatures:
+        if isinstance(value, Kernel) and value.signatures:
             found[module.__name__.rsplit(".", 1)[1] + "." + name] = len(value.signatures)
 print(json.dumps(found))
 """

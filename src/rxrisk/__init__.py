@@ -31,15 +31,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def __getattr__(name: str):
     if name in ("score", "Result"):
-        from rxrisk import api  # lazy: numba loads on the first call, not on import
+        from rxrisk import api  # lazy: pyarrow and the engines load on the first call
 
         return getattr(api, name)
     if name == "replay_edits":
-        from rxrisk import edits  # lazy: numba loads on the first call, not on import
+        from rxrisk import edits  # lazy: pyarrow and the engines load on the first call
 
         return edits.replay_edits
     if name in ("measures", "MeasureResult"):
-        from rxrisk.quality import run  # lazy: numba loads on the first call, not on import
+        from rxrisk.quality import run  # lazy: pyarrow and the engines load on the first call
 
         return getattr(run, name)
     raise AttributeError(f"module 'rxrisk' has no attribute {name!r}")

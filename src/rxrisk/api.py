@@ -15,6 +15,7 @@ from rxrisk.config.settings import check_arguments, check_max_reject_share
 from rxrisk.engines import local
 from rxrisk.engines.stream import StreamOptions, score_stream
 from rxrisk.ingest.dates import check_date_format
+from rxrisk.kernels._jit import own_context
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Result:
     quarantine: pa.Table | None = None
 
 
+@own_context
 def score(
     pharmacy,
     medical=None,

@@ -36,7 +36,7 @@ def check_paths(args, outputs) -> list:
     """Check the output files before anything is read (none is an input or another output,
     each can be written), then remove temporary outputs that killed runs left in their
     folders. Returns the output paths (None where not given)."""
-    from rxrisk.io.outputs import prepare_outputs  # lazy: pulls numba and pyarrow.compute
+    from rxrisk.io.outputs import prepare_outputs  # lazy: pulls pyarrow.compute
 
     inputs = [(label, getattr(args, name, None)) for name, label in INPUT_OPTIONS]
     return prepare_outputs(inputs, outputs)
@@ -98,7 +98,7 @@ def cmd_generate(args) -> int:
 def _prepare_book_folder(args) -> None:
     """Check the --out folder of ``generate`` (nothing in the way of the book's files, empty
     unless --force), remove what killed runs left there, and create it."""
-    from rxrisk.io.outputs import (  # lazy: pulls numba and pyarrow.compute
+    from rxrisk.io.outputs import (  # lazy: pulls pyarrow.compute
         check_target,
         sweep_leftovers,
     )

@@ -72,6 +72,7 @@ def cmd_compile(args) -> int:
         The exit code, 0. A folder that cannot be written, or ``NUMBA_DISABLE_JIT`` set,
         raises :class:`~rxrisk.errors.InputError`; a failed run, RuntimeError.
     """
+    from rxrisk.config.kernel_tier import TIER_ENV  # lazy: run only
     from rxrisk.kernels import _cache_files as files  # lazy: run only (no numba)
 
     if os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0"):
@@ -81,6 +82,7 @@ def cmd_compile(args) -> int:
         )
     env = dict(os.environ)
     env.pop(files.BUILD_ENV, None)
+    env[TIER_ENV] = "compiled"  # the book is small: under auto its kernels would run as Python
     if args.shipped:
         env[files.BUILD_ENV] = "1"
         folder, fix = files.SHIPPED_DIR, "run it as the owner of the install"

@@ -29,7 +29,7 @@ def cmd_edits(args) -> int:
         load_edits,
         replay_edits,
     )
-    from rxrisk.io.outputs import Commit  # lazy: pulls numba and pyarrow.compute
+    from rxrisk.io.outputs import Commit  # lazy: pulls pyarrow.compute
 
     out, audit_path = check_paths(args, [("--out", args.out), ("--audit", args.audit)])
     load_edits(args.edits, args.overrides)  # fail fast on a bad edits file or --set, before reading

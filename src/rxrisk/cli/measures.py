@@ -35,8 +35,8 @@ def cmd_measures(args) -> int:
     int
         The exit code, 0 (an input error raises :class:`~rxrisk.errors.InputError`).
     """
-    from rxrisk.io.outputs import Commit  # lazy: pulls numba and pyarrow.compute
-    from rxrisk.quality.run import measures  # lazy: the engines; pyarrow and numba load with them
+    from rxrisk.io.outputs import Commit  # lazy: pulls pyarrow.compute
+    from rxrisk.quality.run import measures  # lazy: the engines; pyarrow loads with them
     from rxrisk.quality.settings import load_measure_settings  # lazy: --help stays fast
 
     periods = _periods(args)  # fail fast on a bad year or period, before reading anything
@@ -98,7 +98,7 @@ def _check_outputs(args) -> list:
     input or another output; each can be written), then remove temporary outputs that killed
     runs left in their folders. Returns the paths of --out, --detail, --audit and
     --quarantine (None where not given)."""
-    from rxrisk.io.outputs import (  # lazy: pulls numba and pyarrow.compute
+    from rxrisk.io.outputs import (  # lazy: pulls pyarrow.compute
         check_collisions,
         prepare_outputs,
     )

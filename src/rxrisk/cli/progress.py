@@ -182,13 +182,18 @@ def compile_notice(command: str) -> str | None:
 class NoticingProgress:
     """Progress that prints the first-run compile notice when the first stage ends or the
     first running count comes (numba compiles right after reading starts), then passes
-    everything on to the :class:`Progress` it wraps."""
+    everything on to the :class:`Progress` it wraps. A run whose kernels run as Python (a
+    small book: the tier is chosen when the read ends) compiles nothing and says nothing."""
 
     def __init__(self, inner: Progress, notice: str):
         self.inner = inner
         self.notice = notice
 
     def _note(self) -> None:
+        from rxrisk.kernels._jit import python_tier  # lazy: only once a stage has ended
+
+        if self.notice is not None and python_tier():  # a small book: nothing compiles
+            self.notice = None
         if self.notice is not None:
             self.inner.end_line()
             print(f"rxrisk: {self.notice}", file=sys.stderr, flush=True)

@@ -23,7 +23,7 @@ def cmd_report(args) -> int:
     int
         The exit code, 0 (an input error raises :class:`~rxrisk.errors.InputError`).
     """
-    from rxrisk.reports.write import write_reports  # lazy: pulls numba and pyarrow.compute
+    from rxrisk.reports.write import write_reports  # lazy: pulls pyarrow.compute
 
     flags = args.flags if args.flags else (() if args.reasons else ("at_risk",))
     stream = stream_options(args)

@@ -46,8 +46,8 @@ def cmd_score(args) -> int:
 
 def _score_local(args, out, audit_path, q_path) -> int:
     """Score in this process, in memory or streaming, and write the outputs."""
-    from rxrisk.api import score  # lazy: the engines; pyarrow and numba load with them
-    from rxrisk.io.outputs import Commit  # lazy: pulls numba and pyarrow.compute
+    from rxrisk.api import score  # lazy: the engines; pyarrow loads with them
+    from rxrisk.io.outputs import Commit  # lazy: pulls pyarrow.compute
 
     show = command_progress(args, "score")
     t0 = time.perf_counter()
@@ -153,7 +153,7 @@ def _stream_options(args):
     if args.spill_dir is not None:
         if not os.path.isdir(args.spill_dir):
             raise InputError(f"--spill-dir {args.spill_dir}: no such folder; create it first")
-        from rxrisk.io.outputs import check_writable  # lazy: pulls numba and pyarrow.compute
+        from rxrisk.io.outputs import check_writable  # lazy: pulls pyarrow.compute
 
         check_writable(args.spill_dir, "--spill-dir")
         kw["spill_dir"] = args.spill_dir
@@ -200,7 +200,7 @@ def _spark_session(master: str):
 
 def _score_spark(args, out, audit_path) -> int:
     """Score on Spark (``--engine spark``) and write the outputs."""
-    from rxrisk.io.outputs import Commit  # lazy: pulls numba and pyarrow.compute
+    from rxrisk.io.outputs import Commit  # lazy: pulls pyarrow.compute
 
     for flag, given in (
         ("--quarantine", args.quarantine),

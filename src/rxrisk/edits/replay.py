@@ -11,7 +11,8 @@ import pyarrow.compute as pc
 from rxrisk.config.codesets import CATEGORIES
 from rxrisk.edits.config import EditSet
 from rxrisk.io.arrow import dict_codes, is_null, to_bool
-from rxrisk.kernels.edits import replay_members
+from rxrisk.kernels._jit import each_chunk
+from rxrisk.kernels.edits import replay_chunk
 from rxrisk.kernels.edits_containers import (
     ARRAYS,
     SCALARS,
@@ -97,7 +98,7 @@ def run_edits_kernel(
     outputs = EditOutputs.zeros(n, max(1, min(n_members, n_threads * 8)))
     check_kernel_arguments(kernel_claims, params, outputs)
     if n:
-        replay_members(kernel_claims, params, outputs)
+        each_chunk(replay_chunk, len(outputs.work), kernel_claims, params, outputs)
     return outputs
 
 

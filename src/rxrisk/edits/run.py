@@ -23,6 +23,7 @@ from rxrisk.engines.stream import StreamOptions
 from rxrisk.errors import InputError, shown
 from rxrisk.ingest.intake import audit_warnings
 from rxrisk.ingest.select import ingest
+from rxrisk.kernels._jit import own_context
 from rxrisk.scoring.encode import encode_used
 from rxrisk.version import __version__
 
@@ -44,6 +45,7 @@ class EditsResult:
     audit: dict
 
 
+@own_context
 def replay_edits(
     pharmacy,
     medical=None,

@@ -104,7 +104,7 @@ def ingest_book(pharmacy, medical, setup: Setup, *, all_members: bool) -> tuple[
 
 def encode_book(selected: dict, setup: Setup):
     """Step "encode": the selected rows as :class:`~rxrisk.scoring.encode.Claims` arrays."""
-    from rxrisk.scoring.encode import encode_selected  # lazy: numba loads on the first run
+    from rxrisk.scoring.encode import encode_selected  # lazy: kernels on first use
 
     claims = encode_selected(selected, setup.config.reference)
     setup.clock.lap("encode")

@@ -25,7 +25,7 @@ REVERSAL, PAID = 1, 2
 def string_hashes(col: pa.ChunkedArray) -> np.ndarray:
     """62-bit hash of each row's trimmed string (int64; -1 for null or blank), computed on
     the numba threads chunk by chunk without copying the strings."""
-    from rxrisk.kernels.strings import hash_strings  # lazy: kernels load numba
+    from rxrisk.kernels.strings import hash_strings  # lazy: kernels on first use
 
     out = np.empty(len(col), np.int64)
     pos = 0

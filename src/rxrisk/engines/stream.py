@@ -535,7 +535,7 @@ def score_stream(
 ):
     """Streaming counterpart of the body of :func:`rxrisk.score`: returns
     ``(members, audit blocks, members scored, quarantine)``."""
-    from rxrisk.scoring.run import score_claims  # lazy: the kernels load numba
+    from rxrisk.scoring.run import score_claims  # lazy: kernels on first use
 
     book = ingest_stream(
         pharmacy,
@@ -569,7 +569,7 @@ def encoded_partitions(book: StreamedBook, drugs: DrugTable, clock) -> Iterator[
     """Each member partition of ``book`` in turn as ``(partition, Claims)``: its tracked rows
     read back (clock stage ``select``), released, and encoded (stage ``encode``). The step
     every streaming run shares; what is done with each partition's claims is the caller's."""
-    from rxrisk.scoring.encode import encode  # lazy: the encoder loads numba
+    from rxrisk.scoring.encode import encode  # lazy: kernels on first use
 
     for p in range(book.n_parts):
         rows = book.tracked(p)

@@ -136,7 +136,7 @@ def replay_stream(
         :func:`rxrisk.edits.table.edits_table` for the whole book, and the audit's
         ``pharmacy`` and ``medical`` blocks.
     """
-    from rxrisk.scoring.encode import encode  # lazy: the encoder loads numba
+    from rxrisk.scoring.encode import encode  # lazy: kernels on first use
 
     book = ingest_stream(
         pharmacy,

@@ -65,7 +65,7 @@ def measure_detail(claims, enrollment: Enrollment, periods, settings, *, threads
     pyarrow.Table
         :func:`rxrisk.quality.detail.detail_table` of these members.
     """
-    from rxrisk.quality.compute import measure_claims  # lazy: the kernel loads numba
+    from rxrisk.quality.compute import measure_claims  # lazy: kernels on first use
 
     spans, products = enrollment.spans_for(claims.member_ids)
     births = enrollment.births_for(claims.member_ids)

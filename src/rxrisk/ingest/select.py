@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from rxrisk.clock import Clock
+from rxrisk.config.kernel_tier import choose_tier
 from rxrisk.errors import InputError
 from rxrisk.ingest import intake, validate
 from rxrisk.ingest.checked import check_medical_batch, check_pharmacy_batch
@@ -121,6 +122,7 @@ def ingest(
         max_days_supply = config.metrics.max_days_supply
     ph_src = read_source(pharmacy, label="pharmacy")
     md_src = read_source(medical, label="medical") if medical is not None else None
+    choose_tier(ph_src.table.num_rows + (md_src.table.num_rows if md_src is not None else 0))
     clock.lap("read")
     offenders = intake.Offenders()
     ph = check_pharmacy_batch(

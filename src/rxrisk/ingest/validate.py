@@ -112,7 +112,7 @@ def blank_mask(col: pa.ChunkedArray) -> np.ndarray:
     """Null or whitespace-only rows (integers: null only), by a byte scan of the buffers."""
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return is_null(col)
-    from rxrisk.kernels.strings import blank_rows  # lazy: kernels load numba
+    from rxrisk.kernels.strings import blank_rows  # lazy: kernels on first use
 
     parts = [blank_rows(*chunk) for chunk in string_chunks(col)]
     return np.concatenate(parts) if parts else np.zeros(0, bool)
@@ -147,7 +147,7 @@ def match_claim_ids(
     only rows whose hash equals another row's are compared as strings. ``row_bits``
     (tests only) widens the row field to force hash collisions.
     """
-    from rxrisk.kernels.strings import hash_ids  # lazy: kernels load numba
+    from rxrisk.kernels.strings import hash_ids  # lazy: kernels on first use
 
     n = len(is_reversal)
     include = is_reversal | is_candidate
@@ -170,10 +170,11 @@ def match_claim_ids(
     if len(jobs) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        import numba
+        from rxrisk.kernels._jit import submit, threads  # lazy: with the kernels
 
-        with ThreadPoolExecutor(numba.get_num_threads()) as pool:
-            list(pool.map(run, range(len(jobs))))
+        with ThreadPoolExecutor(threads()) as pool:
+            for done in [submit(pool, run, j) for j in range(len(jobs))]:
+                done.result()
     elif jobs:
         run(0)
     # blank ids were skipped: keep each chunk's written prefix
@@ -204,7 +205,7 @@ def match_claim_hashes(
 
 def _match_keys(keys, row_bits, claim_id, is_reversal, is_candidate):
     """Sort the (hash bits, row) keys, then compare strings within runs of equal hash bits."""
-    from rxrisk.kernels.strings import collision_runs, match_runs  # lazy: kernels load numba
+    from rxrisk.kernels.strings import collision_runs, match_runs  # lazy: kernels on first use
 
     n = len(is_reversal)
     reversed_ = np.zeros(n, bool)

@@ -194,11 +194,10 @@ def sort_uint64(keys: np.ndarray) -> np.ndarray:
     ``kernels.sorting`` for large ones (same result)."""
     if len(keys) < 1_000_000:
         return np.sort(keys)
-    import numba
+    from rxrisk.kernels._jit import threads  # lazy: arrow helpers load without the kernels
+    from rxrisk.kernels.sorting import sort_keys  # lazy: it imports numba (a parallel kernel)
 
-    from rxrisk.kernels.sorting import sort_keys  # lazy: numba; arrow helpers load without it
-
-    return sort_keys(keys, 4 * numba.get_num_threads())
+    return sort_keys(keys, 4 * threads())
 
 
 def take_rows(col, rows: np.ndarray):

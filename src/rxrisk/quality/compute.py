@@ -119,7 +119,7 @@ def measure_claims(claims, spans, birth_day, periods, settings, *, threads=None)
     -------
     MeasureQuantities
     """
-    from rxrisk.kernels.measures import measure_members  # lazy: imports numba
+    from rxrisk.kernels.measures import measure_members  # lazy: kernels on first use
 
     n_threads = set_threads(threads)
     n_members = len(claims.member_ids)

@@ -19,6 +19,7 @@ from rxrisk.engines.stream import StreamOptions
 from rxrisk.errors import InputError, shown
 from rxrisk.ingest import intake
 from rxrisk.ingest.dates import check_date_format
+from rxrisk.kernels._jit import own_context
 from rxrisk.quality.detail import detail_table
 from rxrisk.quality.enrollment import read_enrollment
 from rxrisk.quality.settings import load_measure_settings, parse_periods
@@ -55,6 +56,7 @@ class MeasureResult:
     quarantine: pa.Table | None = None
 
 
+@own_context
 def measures(
     pharmacy,
     medical=None,
@@ -213,7 +215,7 @@ def periods_of(periods) -> np.ndarray:
 
 def _in_memory(pharmacy, medical, eligibility, members, days, settings, setup, quarantine):
     """The in-memory route: ``(detail, audit blocks, rejected rows or None)``."""
-    from rxrisk.quality.compute import measure_claims  # lazy: the kernel loads numba
+    from rxrisk.quality.compute import measure_claims  # lazy: kernels on first use
 
     data, selected = local.ingest_book(pharmacy, medical, setup, all_members=False)
     enrollment = read_enrollment(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def __getattr__(name: str):
     if name in __all__:
-        from rxrisk.reports import write  # lazy: the report's claims work imports numba
+        from rxrisk.reports import write  # lazy: the report's claims work loads pyarrow
 
         return getattr(write, name)
     raise AttributeError(f"module 'rxrisk.reports' has no attribute {name!r}")

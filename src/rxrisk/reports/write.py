@@ -19,6 +19,7 @@ from rxrisk.config.settings import load_config
 from rxrisk.days import date_of
 from rxrisk.errors import InputError
 from rxrisk.io.outputs import Commit, check_collisions, check_target, sweep_leftovers
+from rxrisk.kernels._jit import own_context
 from rxrisk.reports import pages
 from rxrisk.reports.claims import read_claims
 from rxrisk.reports.data import (
@@ -111,6 +112,7 @@ def check_report_paths(out, *, members=None, pharmacy=None, medical=None, **conf
     sweep_leftovers(out / "index.html", out / "members" / "x", out / "prescribers" / "x")
 
 
+@own_context
 def write_reports(
     members,
     pharmacy,

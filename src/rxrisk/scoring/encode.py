@@ -13,7 +13,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +22,7 @@ from rxrisk.ingest.drugs import DrugTable
 from rxrisk.ingest.select import Ingested, select_used
 from rxrisk.ingest.tracked import TrackedRows
 from rxrisk.io.arrow import date_days, dict_codes, null_mask, sort_uint64, string_chunks, to_numpy
+from rxrisk.kernels._jit import submit, threads
 from rxrisk.kernels.containers import GroupedRows, GroupingWork
 from rxrisk.kernels.dictionary import (
     K_HI,
@@ -301,12 +301,12 @@ def encode(rows: TrackedRows, drugs: DrugTable) -> Claims:
     typ = _member_type(
         [c for c in (pharmacy_member, medical_member, extra_members) if c is not None]
     )
-    n_chunks = 4 * numba.get_num_threads()
+    n_chunks = 4 * threads()
     # prescriber and pharmacy codes on other threads (the kernels release the GIL) while the
     # member keys are read
     with ThreadPoolExecutor(max_workers=2) as pool:
-        presc_codes = pool.submit(_first_codes, fills.column("prescriber_id"))
-        pharm_codes = pool.submit(_first_codes, fills.column("pharmacy_id"))
+        presc_codes = submit(pool, _first_codes, fills.column("prescriber_id"))
+        pharm_codes = submit(pool, _first_codes, fills.column("pharmacy_id"))
         member_keys, member_ids = _member_keys(
             pharmacy_member.cast(typ),
             medical_member.cast(typ) if medical_member is not None else None,

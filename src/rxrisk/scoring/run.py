@@ -11,16 +11,14 @@ from rxrisk.config.codesets import CATEGORIES
 from rxrisk.config.rules import evaluate_flags
 from rxrisk.config.settings import check_arguments
 from rxrisk.kernels import containers as kc
+from rxrisk.kernels._jit import set_threads as kernel_threads
 
 
 def set_threads(threads: int | None) -> int:
-    """Apply ``--threads`` to numba and return the thread count in force."""
-    import numba
-
+    """Apply ``--threads`` to the kernels (numba's threads, and the Python threads that run
+    kernel chunks) and return the thread count in force."""
     check_arguments(threads=threads)
-    if threads is not None:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    return numba.get_num_threads()
+    return kernel_threads(threads)
 
 
 def score_claims(claims, days: np.ndarray, config, *, all_members: bool, threads, clock):
@@ -29,7 +27,7 @@ def score_claims(claims, days: np.ndarray, config, *, all_members: bool, threads
     Shared by the in-memory path (the whole book) and the streaming path (one member
     partition at a time). Stages "kernels" and "rules" are timed on ``clock``.
     """
-    from rxrisk.scoring.columns import member_table, metric_columns  # lazy: imports numba
+    from rxrisk.scoring.columns import member_table, metric_columns  # lazy: kernels on first use
 
     m = config.metrics
     outputs = run_kernels(claims, days, m, threads)
@@ -93,8 +91,8 @@ def run_kernels(claims, days: np.ndarray, metrics, threads: int | None):
         The column-major outputs (slots of :mod:`rxrisk.kernels.layout`, decoded by
         :func:`rxrisk.scoring.columns.metric_columns`) and ``present``.
     """
-    from rxrisk.kernels.layout import n_float_slots, n_int_slots  # lazy: imports numba
-    from rxrisk.kernels.member_scores import score_members  # lazy: imports numba
+    from rxrisk.kernels.layout import n_float_slots, n_int_slots  # lazy: kernels on first use
+    from rxrisk.kernels.member_scores import score_members  # lazy: kernels on first use
 
     n_threads = set_threads(threads)
     n_members = len(claims.member_ids)
@@ -144,7 +142,7 @@ def check_kernel_arguments(fills, events, params, outputs) -> None:
     ValueError
         Shapes that disagree.
     """
-    from rxrisk.kernels.layout import n_float_slots, n_int_slots  # lazy: imports numba
+    from rxrisk.kernels.layout import n_float_slots, n_int_slots  # lazy: kernels on first use
 
     wanted = (kc.MemberFills, kc.MemberEvents, kc.ScoreParams, kc.ScoreOutputs)
     for box, cls in zip((fills, events, params, outputs), wanted, strict=True):
