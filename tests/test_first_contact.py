@@ -366,6 +366,26 @@ def test_notice_shows_only_with_progress(monkeypatch, capsys):
     assert progress.with_notice(plain, "score") is plain
 
 
+def test_no_notice_when_the_kernels_run_as_python(monkeypatch, capsys):
+    """A small book's run picks the python tier when its read ends: nothing compiles, so the
+    notice (due when the first stage ends) is not printed."""
+    import contextvars
+
+    from rxrisk.kernels._jit import use_python_tier
+
+    monkeypatch.setattr(progress, "compile_notice", lambda command: "compiling kernels (test)")
+
+    def run(python: bool) -> list[str]:
+        shown = progress.with_notice(progress.Progress(), "score")
+        use_python_tier(python)  # what the run does when its read ends
+        shown("read")
+        shown("validate")
+        return capsys.readouterr().err.splitlines()
+
+    assert not any("compiling" in line for line in contextvars.copy_context().run(run, True))
+    assert "rxrisk: compiling kernels (test)" in contextvars.copy_context().run(run, False)
+
+
 def _pty_run(argv, env):
     """Run the CLI with stderr on a terminal; return (exit code, stderr text)."""
     import pty

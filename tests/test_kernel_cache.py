@@ -164,6 +164,8 @@ def test_compile_caches_every_kernel_of_every_command(tmp_path):
         "_cache_files.SHIPPED_DIR = Path('/nonexistent')\n"
         "for command in progress.COMMAND_KERNELS:\n"
         "    assert progress.kernels_to_compile(command) == [], command\n"
+        "from importlib.metadata import version\n"  # the sort of a million keys or more
+        "assert _cache_files.cached_modules(('sorting',), version('numba')) == {'sorting'}\n"
         "print('none to compile')\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))

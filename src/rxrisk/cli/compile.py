@@ -1,5 +1,6 @@
 """``rxrisk compile``: compile every kernel now, into the user cache or (``--shipped``) into the
-cache folder shipped inside the package, by running each command once on a small generated book."""
+cache folder shipped inside the package, by running each command once on a small generated book
+(and the parallel sort once on a million keys)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ from pathlib import Path
 
 from rxrisk.errors import InputError
 
-#: Members of the generated book the commands run on (every kernel is reached; seconds to run).
+#: Members of the generated book the commands run on (every kernel is reached but the parallel
+#: sort; seconds to run).
 BOOK_MEMBERS = 300
+#: The parallel sort runs only on a million keys or more, which the book never has: it is
+#: compiled by sorting that many keys directly.
+SORT_RUN = (
+    "import numpy as np\n"
+    "from rxrisk.io.arrow import SORT_KERNEL_MIN_KEYS, sort_uint64\n"
+    "keys = np.arange(SORT_KERNEL_MIN_KEYS, 0, -1, dtype=np.uint64)\n"
+    "assert (sort_uint64(keys) == keys[::-1]).all()\n"
+)
 
 
 def kernel_runs(book: Path, out: Path) -> list[tuple[str, list[str]]]:
@@ -100,11 +110,14 @@ def cmd_compile(args) -> int:
         book, out = Path(tmp) / "book", Path(tmp) / "out"
         out.mkdir()
         generate = ["generate", "--members", str(BOOK_MEMBERS), "--seed", "1", "--out", str(book)]
-        for label, argv in [("sample book", [*generate, "--quiet"]), *kernel_runs(book, out)]:
+        runs = [("sample book", [*generate, "--quiet"]), *kernel_runs(book, out)]
+        commands = [(label, ["-m", "rxrisk.cli", *argv]) for label, argv in runs]
+        commands.append(("parallel sort", ["-c", SORT_RUN]))
+        for label, argv in commands:
             if not args.quiet:
                 print(f"rxrisk compile: {label} ...", file=sys.stderr, flush=True)
             done = subprocess.run(
-                [sys.executable, "-m", "rxrisk.cli", *argv],
+                [sys.executable, *argv],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,

@@ -189,10 +189,14 @@ def null_mask(arr: pa.Array) -> np.ndarray:
     return bits[start : start + n] == 0
 
 
+#: Keys from which :func:`sort_uint64` takes the parallel sort kernel rather than numpy's.
+SORT_KERNEL_MIN_KEYS = 1_000_000
+
+
 def sort_uint64(keys: np.ndarray) -> np.ndarray:
     """Sorted uint64 keys: numpy for small arrays, the parallel radix + bucket sort of
     ``kernels.sorting`` for large ones (same result)."""
-    if len(keys) < 1_000_000:
+    if len(keys) < SORT_KERNEL_MIN_KEYS:
         return np.sort(keys)
     from rxrisk.kernels._jit import threads  # lazy: arrow helpers load without the kernels
     from rxrisk.kernels.sorting import sort_keys  # lazy: it imports numba (a parallel kernel)
