@@ -15,9 +15,9 @@ from rxrisk.kernels._jit import use_python_tier
 
 #: Claim rows read (pharmacy and medical together) below which a run's kernels run as Python
 #: under the default ``auto``. Importing numba and loading the compiled kernels costs about
-#: 0.3 s of a command's start, while the Python kernels cost about 20 microseconds per claim
+#: 0.3 s of a command's start, while the Python kernels cost about 15 microseconds per claim
 #: row: on 2 cores a warm ``score`` breaks even near 25,000 claim rows (750 generated members),
-#: and is 20-30% quicker as Python below this limit. ``bench/bench_start.py --crossover``
+#: and is 20-33% quicker as Python below this limit. ``bench/bench_start.py --crossover``
 #: measures it.
 PYTHON_TIER_MAX_ROWS = 10_000
 

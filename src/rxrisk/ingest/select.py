@@ -94,6 +94,9 @@ def ingest(
 ) -> Ingested:
     """Read both inputs, check their schemas and put every row in its bucket.
 
+    When the inputs are read, the run's kernel tier is chosen from the rows read
+    (:func:`rxrisk.config.kernel_tier.choose_tier`: plain Python for a small book).
+
     Parameters
     ----------
     pharmacy, medical
