@@ -13,7 +13,10 @@ of its own), then:
   to that round's read; the audits of the two installs' last runs are compared without
   ``seconds``.
 
-It prints medians (wall and CPU seconds: user + system of the child, from ``wait4``)::
+It prints medians (wall and CPU seconds: user + system of the child, from ``wait4``, and the
+system part alone; the read's own system seconds too). On the 2-core machine this was written
+on, system time (mostly the kernel clearing fresh pages) swung from 0.5 to 4.4 s between runs
+of the same command, and the read's with it: compare ratios measured in one sitting only::
 
     python bench/bench_pair.py --before venv-old/bin/rxrisk --after venv-new/bin/rxrisk
     python bench/bench_pair.py --before A --after B --book /tmp/book1m --rounds 6 --json pair.json
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -36,22 +40,24 @@ from bench_start import COMMANDS, _input, command_args
 INSTALLS = ("before", "after")
 
 
-def _run(exe: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds of ``exe ARGS`` in a child process (which must succeed)."""
+def _run(exe: str, args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall, CPU (user + system) and system seconds of ``exe ARGS`` in a child process (which
+    must succeed)."""
     t = time.perf_counter()
     pid = os.posix_spawn(exe, [exe, *args], env)
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{exe} {' '.join(args)} failed ({os.waitstatus_to_exitcode(status)})")
-    return wall, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_stime
 
 
-def _medians(runs: list[tuple[float, float]]) -> dict:
+def _medians(runs: list[tuple[float, float, float]]) -> dict:
     return {
-        "wall_s": round(statistics.median(w for w, _ in runs), 3),
-        "cpu_s": round(statistics.median(c for _, c in runs), 3),
-        "wall_min_s": round(min(w for w, _ in runs), 3),
+        "wall_s": round(statistics.median(r[0] for r in runs), 3),
+        "cpu_s": round(statistics.median(r[1] for r in runs), 3),
+        "sys_s": round(statistics.median(r[2] for r in runs), 3),
+        "wall_min_s": round(min(r[0] for r in runs), 3),
     }
 
 
@@ -80,24 +86,29 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
     """``rxrisk score`` of both installs on ``opts.book`` against a pyarrow read, per round."""
     ph, md = _input(opts.book, "pharmacy"), _input(opts.book, "medical")
 
-    def read() -> float:
-        t = time.perf_counter()
+    def read() -> tuple[float, float]:
+        """Wall and system seconds of the read (in this process)."""
+        t, sys0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_stime
         pq.read_table(ph, columns=PHARMACY_COLUMNS)
         pq.read_table(md, columns=MEDICAL_COLUMNS)
-        return time.perf_counter() - t
+        return time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys0
 
     args = {k: command_args("score", ph, md, tmp / f"book-{k}.parquet", opts) for k in INSTALLS}
     for k in INSTALLS:
         _run(exes[k], args[k], envs[k])
     read()  # page cache
-    reads, runs = [], {k: [] for k in INSTALLS}
+    reads, read_sys, runs = [], [], {k: [] for k in INSTALLS}
     for r in range(opts.rounds):
-        reads.append(read())
+        wall, sys_s = read()
+        reads.append(wall)
+        read_sys.append(sys_s)
         for k in _order(r):
             runs[k].append(_run(exes[k], args[k], envs[k]))
         print(
-            f"round {r + 1}: read {reads[-1]:.2f} s, "
-            + ", ".join(f"{k} {runs[k][-1][0]:.2f} s" for k in INSTALLS),
+            f"round {r + 1}: read {wall:.2f} s (system {sys_s:.2f}), "
+            + ", ".join(
+                f"{k} {runs[k][-1][0]:.2f} s (system {runs[k][-1][2]:.2f})" for k in INSTALLS
+            ),
             flush=True,
         )
     audits = []
@@ -105,9 +116,13 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
         audit = json.loads((tmp / f"book-{k}.json").read_text())
         audit.pop("seconds", None)
         audits.append(audit)
-    out = {"read_s": round(statistics.median(reads), 3), "audits_equal": audits[0] == audits[1]}
+    out = {
+        "read_s": round(statistics.median(reads), 3),
+        "read_sys_s": round(statistics.median(read_sys), 3),
+        "audits_equal": audits[0] == audits[1],
+    }
     for k in INSTALLS:
-        ratios = [w / rd for (w, _), rd in zip(runs[k], reads, strict=True)]
+        ratios = [run[0] / rd for run, rd in zip(runs[k], reads, strict=True)]
         out[k] = {**_medians(runs[k]), "over_read": round(statistics.median(ratios), 2)}
     return out
 
@@ -137,7 +152,8 @@ def main(argv=None) -> int:
                 f"warm {c:9}"
                 + "".join(
                     f"  {k} {figures['warm'][k][c]['wall_s']:.3f} s"
-                    f" (CPU {figures['warm'][k][c]['cpu_s']:.3f})"
+                    f" (CPU {figures['warm'][k][c]['cpu_s']:.3f},"
+                    f" system {figures['warm'][k][c]['sys_s']:.3f})"
                     for k in INSTALLS
                 )
             )
@@ -145,12 +161,14 @@ def main(argv=None) -> int:
             e2e = end_to_end(exes, envs, tmp, opts)
             figures["end_to_end"] = e2e
             print(
-                f"read {e2e['read_s']:.2f} s; audits equal without seconds: {e2e['audits_equal']}"
+                f"read {e2e['read_s']:.2f} s (system {e2e['read_sys_s']:.2f}); "
+                f"audits equal without seconds: {e2e['audits_equal']}"
             )
             for k in INSTALLS:
                 f = e2e[k]
                 print(
-                    f"score {k:6} {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}), "
+                    f"score {k:6} {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}, "
+                    f"system {f['sys_s']:.2f}), "
                     f"{f['over_read']:.2f}x the read"
                 )
     figures["load_after"] = os.getloadavg()[0]

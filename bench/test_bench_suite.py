@@ -17,7 +17,8 @@ the per-round ratios) to its bound in ``bench/bounds.toml``.
 book with the kernels in Python (``NUMBA_DISABLE_JIT=1``: nothing compiles), checking only its
 plumbing (about 10 s of CPU; not a benchmark, so ``--benchmark-only`` skips it):
 ``python -m pytest bench/test_bench_suite.py -k bench_start``. ``test_guard_cold_start_plumbing``
-runs the guard's cold-start check the same way, under a loose bound and an impossible one.
+runs the guard's cold-start check the same way, under a loose bound and an impossible one;
+``test_bench_pair_plumbing`` runs ``bench/bench_pair.py`` with this install as both installs.
 """
 
 from __future__ import annotations
@@ -239,3 +240,30 @@ def test_guard_cold_start_plumbing(tmp_path, monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "PASS cold_start_score_cpu" in text and "FAIL cold_start_score_cpu" in text
     assert "1 of 1 checks not failing" in text and "engine checks" not in text
+
+
+@pytest.mark.slow
+def test_bench_pair_plumbing(tmp_path, monkeypatch, capsys):
+    """``bench_pair.py`` with this install as both installs, one round on a tiny book, kernels
+    in Python (nothing compiles): every figure is there, system seconds included."""
+    import sys
+
+    from bench_pair import COMMANDS, INSTALLS, main
+
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")  # inherited by the children
+    book = tmp_path / "book"
+    generate_book(book, members=50, seed=SEED)
+    exe = str(Path(sys.executable).parent / "rxrisk")
+    out = tmp_path / "pair.json"
+    argv = ["--before", exe, "--after", exe, "--book", str(book), "--rounds", "1"]
+    assert main([*argv, "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    runs = [figures["warm"][k][c] for k in INSTALLS for c in COMMANDS]
+    runs += [figures["end_to_end"][k] for k in INSTALLS]
+    for run in runs:
+        assert run["wall_s"] > 0 and run["cpu_s"] >= run["sys_s"] >= 0, run
+    e2e = figures["end_to_end"]
+    assert e2e["read_s"] > 0 and e2e["read_sys_s"] >= 0 and e2e["audits_equal"]
+    assert all(e2e[k]["over_read"] > 0 for k in INSTALLS)
+    text = capsys.readouterr().out
+    assert "round 1: read" in text and "(system " in text and "x the read" in text
