@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import tomllib
 from pathlib import Path
@@ -246,8 +247,6 @@ def test_guard_cold_start_plumbing(tmp_path, monkeypatch, capsys):
 def test_bench_pair_plumbing(tmp_path, monkeypatch, capsys):
     """``bench_pair.py`` with this install as both installs, one round on a tiny book, kernels
     in Python (nothing compiles): every figure is there, system seconds included."""
-    import sys
-
     from bench_pair import COMMANDS, INSTALLS, main
 
     monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")  # inherited by the children
