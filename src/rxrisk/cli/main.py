@@ -129,12 +129,16 @@ def settle_pyarrow_without_pandas() -> None:
         sys.meta_path.remove(hide)
 
 
-def ready_claims_process() -> None:
+def ready_claims_process(args) -> None:
     """Ready the process of a claims command (local engine) run as the command: pyarrow's pandas
-    check settled without pandas, and the garbage collector's youngest generation at
-    :data:`GC_YOUNG_OBJECTS`."""
+    check settled without pandas, the garbage collector's youngest generation at
+    :data:`GC_YOUNG_OBJECTS`, and the memory allocator picked for the size of the book
+    (:func:`rxrisk.cli.allocator.pick_allocator`)."""
     gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])  # before the imports begin
     settle_pyarrow_without_pandas()
+    from rxrisk.cli.allocator import pick_allocator  # lazy: reads the inputs' metadata
+
+    pick_allocator(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,14 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     pyarrow and pandas built (walking and freeing it was most of the time a warm ``score``
     took to exit). Exit hooks (``atexit``) still run; the memory goes back to the system with
     the process. A claims command on the local engine, run as the command, first readies its
-    process (:func:`ready_claims_process`: pyarrow without pandas, fewer collections).
+    process (:func:`ready_claims_process`: pyarrow without pandas, fewer collections, the
+    allocator for the size of its book).
     """
     args, code = parse_args(build_parser(), argv)
     if args is None:
         return code
     if argv is None and getattr(args, "command", None) in CLAIMS_COMMANDS:
         if getattr(args, "engine", "local") == "local":  # the command's own process (Notes)
-            ready_claims_process()
+            ready_claims_process(args)
     before = _committed()
     old_term = None
     finished = False

@@ -156,30 +156,46 @@ AUTO_STREAM_ROWS = 5_000_000
 AUTO_STREAM_CSV_BYTES = 300 << 20
 
 
-def should_stream(source) -> bool:
-    """Whether the CLI streams ``source`` by default: a Parquet file or folder or Arrow IPC
-    file of at least :data:`AUTO_STREAM_ROWS` rows (from metadata, nothing is read), or a
-    CSV file of at least :data:`AUTO_STREAM_CSV_BYTES`. Anything unreadable: False (the
-    reader then reports the problem)."""
+def input_rows(source) -> int | None:
+    """Rows of a Parquet file or folder or Arrow IPC file from its metadata (nothing is read),
+    or of a table; None for anything else (CSV, streams) and anything unreadable (the reader
+    then reports the problem)."""
+    if isinstance(source, (pa.Table, pa.RecordBatch)):
+        return source.num_rows
     if not isinstance(source, (str, Path)):
-        return False
+        return None
     path = Path(source)
     name = path.name.lower()
     try:
         if path.is_file() and name.endswith((".parquet", ".pq")):  # its footer only
-            return pq.read_metadata(path).num_rows >= AUTO_STREAM_ROWS
-        if path.is_dir() or name.endswith((".parquet", ".pq")):
+            return pq.read_metadata(path).num_rows
+        if path.is_dir():
             import pyarrow.dataset as ds  # lazy: slow to import; a folder needs it
 
-            return ds.dataset(path, format="parquet").count_rows() >= AUTO_STREAM_ROWS
-        if name.endswith((".arrow", ".feather", ".ipc")):
+            return ds.dataset(path, format="parquet").count_rows()
+        if path.is_file() and name.endswith((".arrow", ".feather", ".ipc")):
             with pa.memory_map(str(path)) as mm:
-                return ipc.open_file(mm).count_rows() >= AUTO_STREAM_ROWS
-        if name.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
-            return path.stat().st_size >= AUTO_STREAM_CSV_BYTES
+                return ipc.open_file(mm).count_rows()
     except (pa.ArrowInvalid, OSError):
+        return None
+    return None
+
+
+def should_stream(source) -> bool:
+    """Whether the CLI streams ``source`` by default: a Parquet file or folder or Arrow IPC
+    file of at least :data:`AUTO_STREAM_ROWS` rows (:func:`input_rows`), or a CSV file of at
+    least :data:`AUTO_STREAM_CSV_BYTES`. Anything unreadable: False (the reader then reports
+    the problem)."""
+    if not isinstance(source, (str, Path)):
         return False
-    return False
+    path = Path(source)
+    if path.name.lower().endswith(sources.CSV_SUFFIXES):
+        try:
+            return path.stat().st_size >= AUTO_STREAM_CSV_BYTES
+        except OSError:
+            return False
+    rows = input_rows(path)
+    return rows is not None and rows >= AUTO_STREAM_ROWS
 
 
 def engine_columns(required, optional):
