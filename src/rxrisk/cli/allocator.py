@@ -3,18 +3,19 @@
 A run that holds its whole book's tracked rows at once (one member partition: every run of the
 in-memory path and a streamed book of up to ``StreamOptions.rows_per_partition`` input rows)
 allocates and frees the same large buffers batch after batch: the Parquet decoder's column
-buffers, the checks' masks, the taken rows. With Arrow's default allocator (mimalloc) most of
-them came back from the operating system as fresh pages each time, and clearing those pages
-was a fifth of the CPU time of a 1M-member ``score`` on the 2-core machine this was measured on
-(kernel time 1.7-2.8 s of 10.3-11.3 s). Such a run therefore uses the C library's allocator
+buffers, the checks' masks, the taken rows. From Arrow's default allocator (mimalloc) most of
+them came back as fresh pages, which the kernel clears first: on the 2-core machine this was
+measured on, 14-23% of a 1M-member ``score``'s CPU samples were page clearing, and its system
+time swung from 0.6 to 3.4 s between runs. Such a run therefore uses the C library's allocator
 (Arrow's ``system`` pool) with blocks of up to :data:`HEAP_BLOCK_BYTES` served from the heap,
-freed memory kept for reuse rather than handed back, and at most :data:`MAX_ARENAS` heaps:
-the same run then spent 0.9 s in the kernel and took an eighth less time. The process's peak
-memory is the same; what is kept is given back when the process ends.
+freed memory kept for reuse rather than handed back, and one heap per core (at most
+:data:`MAX_ARENAS`): the same command then spent 0.7-0.9 s in the kernel and took 5.4-5.6 s
+where it had taken 5.0-6.5 s (7 alternating rounds). What is kept is given back when the
+process ends.
 
 A larger book is streamed in several partitions with a memory bound of its own, which memory
-kept for reuse would break (measured: the 20M-member book's peak grew from 5.2 to 8.5 GiB), so
-it keeps Arrow's default. So does a process whose Arrow pool was chosen by the user
+kept for reuse would break (the 20M-member book's peak grew from 5.2 to 8.5 GiB when its whole
+run used glibc's allocator so set), so it keeps Arrow's default. So does a process whose Arrow pool was chosen by the user
 (``ARROW_DEFAULT_MEMORY_POOL``), one run with ``--partitions`` or ``--memory-budget``, one whose
 input sizes are unknown before reading (CSV, streams), and one on a C library other than glibc
 (the settings are glibc's; its allocator without them was slower than mimalloc).
