@@ -9,9 +9,9 @@ measured on, 14-23% of a 1M-member ``score``'s CPU samples were page clearing, a
 time swung from 0.6 to 3.4 s between runs. Such a run therefore uses the C library's allocator
 (Arrow's ``system`` pool) with blocks of up to :data:`HEAP_BLOCK_BYTES` served from the heap,
 freed memory kept for reuse rather than handed back, and one heap per core (at most
-:data:`MAX_ARENAS`): the same command then spent 0.7-0.9 s in the kernel and took 5.4-5.6 s
-where it had taken 5.0-6.5 s (7 alternating rounds). What is kept is given back when the
-process ends.
+:data:`MAX_ARENAS`): the same command then spent 1.0 s in the kernel rather than 2.8 s and
+took 5.95 s rather than 6.55 s (medians of 9 alternating rounds of one install with and
+without it). What is kept is given back when the process ends.
 
 A larger book is streamed in several partitions with a memory bound of its own, which memory
 kept for reuse would break (the 20M-member book's peak grew from 5.2 to 8.5 GiB when its whole
