@@ -15,10 +15,11 @@ without it). What is kept is given back when the process ends.
 
 A larger book is streamed in several partitions with a memory bound of its own, which memory
 kept for reuse would break (the 20M-member book's peak grew from 5.2 to 8.5 GiB when its whole
-run used glibc's allocator so set), so it keeps Arrow's default. So does a process whose Arrow pool was chosen by the user
-(``ARROW_DEFAULT_MEMORY_POOL``), one run with ``--partitions`` or ``--memory-budget``, one whose
-input sizes are unknown before reading (CSV, streams), and one on a C library other than glibc
-(the settings are glibc's; its allocator without them was slower than mimalloc).
+run used glibc's allocator so set), so it keeps Arrow's default. So does a process whose Arrow
+pool the user chose (``ARROW_DEFAULT_MEMORY_POOL``), a run given ``--partitions`` or
+``--memory-budget``, a run whose input sizes are unknown before reading (CSV, streams), and a
+process on a C library other than glibc (the settings are glibc's; its allocator without them
+was slower than mimalloc).
 """
 
 from __future__ import annotations
