@@ -14,12 +14,12 @@ took 5.95 s rather than 6.55 s (medians of 9 alternating rounds of one install w
 without it). What is kept is given back when the process ends.
 
 A larger book is streamed in several partitions with a memory bound of its own, which memory
-kept for reuse would break (the 20M-member book's peak grew from 5.2 to 8.5 GiB when its whole
-run used glibc's allocator so set), so it keeps Arrow's default. So does a process whose Arrow
-pool the user chose (``ARROW_DEFAULT_MEMORY_POOL``), a run given ``--partitions`` or
-``--memory-budget``, a run whose input sizes are unknown before reading (CSV, streams), and a
-process on a C library other than glibc (the settings are glibc's; its allocator without them
-was slower than mimalloc).
+kept for reuse would break (the 20M-member book's peak grew from 5.2 to 8.5 GiB in an earlier
+experiment that ran it on Arrow's ``system`` pool with glibc keeping freed memory), so it keeps
+Arrow's default. So does a process whose Arrow pool the user chose (``ARROW_DEFAULT_MEMORY_POOL``),
+a run given ``--partitions`` or ``--memory-budget``, a run whose input sizes are unknown before
+reading (CSV, streams), and a process on a C library other than glibc (the settings are
+glibc's; its allocator without them was slower than mimalloc).
 """
 
 from __future__ import annotations
