@@ -11,7 +11,11 @@ of its own), then:
 - with ``--book``: per round a pyarrow read of the engine's columns of both inputs, then
   ``rxrisk score`` of each install (order alternating), and the per-round ratio of each command
   to that round's read; the audits of the two installs' last runs are compared without
-  ``seconds``.
+  ``seconds``;
+- with ``--book --floor``: per round also the command's floor (``scan_floor.py`` run with the
+  Python of the ``--after`` install: a process that reads both inputs as the command's engine
+  reads them and does nothing else), its ratio to the read, and each command's ratio to it
+  (what the engine's own work adds to its read).
 
 It prints medians (wall and CPU seconds: user + system of the child, from ``wait4``, and the
 system part alone; the read's own system seconds too). On the 2-core machine this was written
@@ -20,6 +24,7 @@ of the same command, and the read's with it: compare ratios measured in one sitt
 
     python bench/bench_pair.py --before venv-old/bin/rxrisk --after venv-new/bin/rxrisk
     python bench/bench_pair.py --before A --after B --book /tmp/book1m --rounds 6 --json pair.json
+    python bench/bench_pair.py --before A --after B --book /tmp/book1m --floor
 """
 
 from __future__ import annotations
@@ -38,13 +43,18 @@ from _common import MEDICAL_COLUMNS, PHARMACY_COLUMNS, ensure_book
 from bench_start import COMMANDS, _input, command_args
 
 INSTALLS = ("before", "after")
+#: the command's floor (see ``--floor``)
+FLOOR_SCRIPT = Path(__file__).with_name("scan_floor.py")
 
 
-def _run(exe: str, args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+def _run(
+    exe: str, args: list[str], env: dict[str, str], quiet: bool = False
+) -> tuple[float, float, float]:
     """Wall, CPU (user + system) and system seconds of ``exe ARGS`` in a child process (which
-    must succeed)."""
+    must succeed; ``quiet``: its standard output discarded)."""
+    actions = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)] if quiet else []
     t = time.perf_counter()
-    pid = os.posix_spawn(exe, [exe, *args], env)
+    pid = os.posix_spawn(exe, [exe, *args], env, file_actions=actions)
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
@@ -96,16 +106,26 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
     args = {k: command_args("score", ph, md, tmp / f"book-{k}.parquet", opts) for k in INSTALLS}
     for k in INSTALLS:
         _run(exes[k], args[k], envs[k])
+    floor_run = None
+    if opts.floor:  # the --after install's Python, beside its rxrisk command
+        python = Path(exes["after"]).parent / "python"
+        if not python.exists():
+            raise SystemExit(f"--floor: no {python} beside the --after command")
+        floor_run = (str(python), [str(FLOOR_SCRIPT), str(ph), str(md)], envs["after"], True)
+        _run(*floor_run)
     read()  # page cache
-    reads, read_sys, runs = [], [], {k: [] for k in INSTALLS}
+    reads, read_sys, floors, runs = [], [], [], {k: [] for k in INSTALLS}
     for r in range(opts.rounds):
         wall, sys_s = read()
         reads.append(wall)
         read_sys.append(sys_s)
+        if floor_run is not None:
+            floors.append(_run(*floor_run))
         for k in _order(r):
             runs[k].append(_run(exes[k], args[k], envs[k]))
+        floor = f"floor {floors[-1][0]:.2f} s, " if floors else ""
         print(
-            f"round {r + 1}: read {wall:.2f} s (system {sys_s:.2f}), "
+            f"round {r + 1}: read {wall:.2f} s (system {sys_s:.2f}), {floor}"
             + ", ".join(
                 f"{k} {runs[k][-1][0]:.2f} s (system {runs[k][-1][2]:.2f})" for k in INSTALLS
             ),
@@ -121,9 +141,15 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
         "read_sys_s": round(statistics.median(read_sys), 3),
         "audits_equal": audits[0] == audits[1],
     }
+    if floors:
+        per_round = [f[0] / rd for f, rd in zip(floors, reads, strict=True)]
+        out["floor"] = {**_medians(floors), "over_read": round(statistics.median(per_round), 2)}
     for k in INSTALLS:
         ratios = [run[0] / rd for run, rd in zip(runs[k], reads, strict=True)]
         out[k] = {**_medians(runs[k]), "over_read": round(statistics.median(ratios), 2)}
+        if floors:
+            over = [run[0] / f[0] for run, f in zip(runs[k], floors, strict=True)]
+            out[k]["over_floor"] = round(statistics.median(over), 2)
     return out
 
 
@@ -138,6 +164,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--as-of", default="2025-12-31")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --book: also time the command's floor (bench/scan_floor.py) each round",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     opts = p.parse_args(argv)
     opts.rounds = max(1, opts.rounds)
@@ -164,12 +195,19 @@ def main(argv=None) -> int:
                 f"read {e2e['read_s']:.2f} s (system {e2e['read_sys_s']:.2f}); "
                 f"audits equal without seconds: {e2e['audits_equal']}"
             )
+            if "floor" in e2e:
+                f = e2e["floor"]
+                print(
+                    f"floor  {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}, system {f['sys_s']:.2f}), "
+                    f"{f['over_read']:.2f}x the read"
+                )
             for k in INSTALLS:
                 f = e2e[k]
+                floor = f", {f['over_floor']:.2f}x the floor" if "over_floor" in f else ""
                 print(
                     f"score {k:6} {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}, "
                     f"system {f['sys_s']:.2f}), "
-                    f"{f['over_read']:.2f}x the read"
+                    f"{f['over_read']:.2f}x the read{floor}"
                 )
     figures["load_after"] = os.getloadavg()[0]
     print(f"load average {figures['load_before']:.2f} -> {figures['load_after']:.2f}")

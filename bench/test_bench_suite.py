@@ -18,7 +18,8 @@ book with the kernels in Python (``NUMBA_DISABLE_JIT=1``: nothing compiles), che
 plumbing (about 10 s of CPU; not a benchmark, so ``--benchmark-only`` skips it):
 ``python -m pytest bench/test_bench_suite.py -k bench_start``. ``test_guard_cold_start_plumbing``
 runs the guard's cold-start check the same way, under a loose bound and an impossible one;
-``test_bench_pair_plumbing`` runs ``bench/bench_pair.py`` with this install as both installs.
+``test_bench_pair_plumbing`` runs ``bench/bench_pair.py`` with this install as both installs
+(with the floor of ``bench/scan_floor.py``, which ``test_scan_floor_reads_every_row`` checks).
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ def test_bench_pair_plumbing(tmp_path, monkeypatch, capsys):
     generate_book(book, members=50, seed=SEED)
     exe = str(Path(sys.executable).parent / "rxrisk")
     out = tmp_path / "pair.json"
-    argv = ["--before", exe, "--after", exe, "--book", str(book), "--rounds", "1"]
+    argv = ["--before", exe, "--after", exe, "--book", str(book), "--rounds", "1", "--floor"]
     assert main([*argv, "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     runs = [figures["warm"][k][c] for k in INSTALLS for c in COMMANDS]
@@ -264,5 +265,27 @@ def test_bench_pair_plumbing(tmp_path, monkeypatch, capsys):
     e2e = figures["end_to_end"]
     assert e2e["read_s"] > 0 and e2e["read_sys_s"] >= 0 and e2e["audits_equal"]
     assert all(e2e[k]["over_read"] > 0 for k in INSTALLS)
+    assert e2e["floor"]["wall_s"] > 0 and e2e["floor"]["over_read"] > 0
+    assert all(e2e[k]["over_floor"] > 0 for k in INSTALLS)
     text = capsys.readouterr().out
     assert "round 1: read" in text and "(system " in text and "x the read" in text
+    assert "x the floor" in text and '"rows"' not in text  # the floor's own line is discarded
+
+
+@pytest.mark.slow
+def test_scan_floor_reads_every_row(tmp_path):
+    """``scan_floor.py`` pulls every row of both inputs through the engine's reader."""
+    import subprocess
+
+    import pyarrow.parquet as pq
+
+    book = tmp_path / "book"
+    generate_book(book, members=50, seed=SEED)
+    ph, md = book / "pharmacy.parquet", book / "medical.parquet"
+    script = Path(__file__).with_name("scan_floor.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(ph), str(md)], capture_output=True, text=True, check=True
+    )
+    out = json.loads(done.stdout)
+    rows = {"pharmacy": pq.read_metadata(ph).num_rows, "medical": pq.read_metadata(md).num_rows}
+    assert out["rows"] == rows and out["scan_s"] >= 0

@@ -2,7 +2,8 @@
 of the commands, engines and readers it does not use (a module never imported costs no time),
 the reader of one Parquet file that keeps ``pyarrow.dataset`` out gives the dataset reader's
 table, and only the command (not a library call of ``main``) freezes its objects for the exit,
-and a claims command leaves pandas unimported and collects garbage less often."""
+a claims command leaves pandas unimported and collects garbage less often, and the command
+starts no OpenBLAS threads."""
 
 import importlib.util
 import json
@@ -15,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rxrisk.cli.main import GC_YOUNG_OBJECTS
+from rxrisk.cli.main import BLAS_THREAD_VARIABLES, GC_YOUNG_OBJECTS
 from rxrisk.ingest import sources
 
 #: modules ``rxrisk score`` (local engine, in memory, Parquet files) must not import
@@ -128,6 +129,48 @@ def test_a_claims_command_readies_its_process(small_book, tmp_path, command):
     assert out["pandas"] is False
     assert out["frame_rows"] == 2
     assert out["young"] == [700, GC_YOUNG_OBJECTS]
+
+
+BLAS_CHILD = """
+import os, sys
+from rxrisk.cli.main import main, one_blas_thread
+if sys.argv[1] in ("helper", "numpy"):  # numpy imported, after the helper or not
+    done = one_blas_thread() if sys.argv[1] == "helper" else None
+    import numpy
+    print(done, len(os.listdir("/proc/self/task")))
+elif sys.argv[1] == "library":  # a library call of main leaves the process as it is
+    print(main(sys.argv[2:]), os.environ.get("OPENBLAS_NUM_THREADS"))
+else:  # the command
+    sys.argv = ["rxrisk", *sys.argv[2:]]
+    print(main(), os.environ.get("OPENBLAS_NUM_THREADS"))
+"""
+
+
+def _blas_child(mode: str, args=(), **env) -> list[str]:
+    base = {k: v for k, v in os.environ.items() if k not in BLAS_THREAD_VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", BLAS_CHILD, mode, *args],
+        capture_output=True,
+        text=True,
+        env={**base, "NUMBA_DISABLE_JIT": "1", **env},
+        check=True,
+    )
+    return done.stdout.split()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_numpy_starts_no_blas_threads_after_one_blas_thread():
+    if _blas_child("numpy")[1] == "1":
+        pytest.skip("this numpy starts no BLAS threads at import")
+    assert _blas_child("helper") == ["True", "1"]  # the main thread only
+    assert _blas_child("helper", OMP_NUM_THREADS="2")[0] == "False"  # the user's choice
+
+
+def test_only_the_command_gives_openblas_one_thread(small_book, tmp_path):
+    args = _command_args("score", small_book, tmp_path)
+    assert _blas_child("command", args) == ["0", "1"]
+    assert _blas_child("command", args, OPENBLAS_NUM_THREADS="3") == ["0", "3"]
+    assert _blas_child("library", args) == ["0", "None"]
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:

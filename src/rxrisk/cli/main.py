@@ -23,6 +23,8 @@ CLAIMS_COMMANDS = ("score", "edits", "report", "measures")
 #: process (Python's default: 700). Its imports and numba's set-up allocate about a million
 #: objects; collecting every 700 of them took a tenth of a warm run. Cycles are still collected.
 GC_YOUNG_OBJECTS = 10_000
+#: The variables OpenBLAS reads its thread count from, in its order of precedence.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str | None):
@@ -129,6 +131,23 @@ def settle_pyarrow_without_pandas() -> None:
         sys.meta_path.remove(hide)
 
 
+def one_blas_thread() -> bool:
+    """Give numpy's OpenBLAS one thread in this process, before numpy is imported; returns
+    whether it was set.
+
+    At import, OpenBLAS starts a thread for every further core, and each spins for a while
+    waiting for work: about 0.11 s of CPU per process on the 2-core machine this was measured
+    on (``import numpy`` then a 0.5 s sleep: 0.19 s of user CPU, 0.08 s with one thread),
+    taken from the reader and the checks. rxrisk calls no BLAS routine (no matrix products,
+    no ``numpy.linalg``). Nothing is changed when numpy is already imported (too late) or
+    when the user set any of :data:`BLAS_THREAD_VARIABLES`.
+    """
+    if "numpy" in sys.modules or any(os.environ.get(v) for v in BLAS_THREAD_VARIABLES):
+        return False
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    return True
+
+
 def ready_claims_process(args) -> None:
     """Ready the process of a claims command (local engine) run as the command: pyarrow's pandas
     check settled without pandas, the garbage collector's youngest generation at
@@ -162,13 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     (:func:`gc.freeze`), so Python's collections at exit skip the object graph that numba,
     pyarrow and pandas built (walking and freeing it was most of the time a warm ``score``
     took to exit). Exit hooks (``atexit``) still run; the memory goes back to the system with
-    the process. A claims command on the local engine, run as the command, first readies its
+    the process. Such a process gives numpy's OpenBLAS one thread (:func:`one_blas_thread`).
+    A claims command on the local engine, run as the command, first readies its
     process (:func:`ready_claims_process`: pyarrow without pandas, fewer collections, the
     allocator for the size of its book).
     """
     args, code = parse_args(build_parser(), argv)
     if args is None:
         return code
+    if argv is None:  # the command's own process (Notes)
+        one_blas_thread()
     if argv is None and getattr(args, "command", None) in CLAIMS_COMMANDS:
         if getattr(args, "engine", "local") == "local":  # the command's own process (Notes)
             ready_claims_process(args)
