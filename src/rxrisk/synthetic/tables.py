@@ -119,7 +119,9 @@ def finish_medical(
     cols = list(zip(*blk.md, strict=True))
     mem, day, voc = (np.concatenate(c) for c in cols[:3])
     key = np.concatenate(cols[3])
-    order = np.argsort(key)  # rows of one event share a key and stay together
+    # stable: rows of one event share a key and keep their order on every machine (an unstable
+    # sort breaks the ties by its own algorithm, which numpy picks by the CPU's vector units)
+    order = np.argsort(key, kind="stable")
     mem, day, voc = mem[order], day[order], voc[order]
     n = len(mem)
     # ICD codes without the dot
