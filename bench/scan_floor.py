@@ -11,7 +11,8 @@ to show how much of a command's time is the read and how much is the engine's ow
 
     python bench/scan_floor.py BOOK/pharmacy.parquet BOOK/medical.parquet
 
-Prints one line of JSON: rows read per input and seconds from the first batch asked for.
+Prints one line of JSON: rows read per input and seconds from opening the first input to the
+last batch.
 """
 
 from __future__ import annotations
