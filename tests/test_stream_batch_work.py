@@ -1,12 +1,16 @@
 """Per-batch work of the streaming path: no hashing on one-partition runs, code-set patterns
 run once per (code space, code) pair, tracked rows taken rather than filtered, and
-``claim_status`` read as plain text; each gives the results of the work it replaces."""
+``claim_status`` read as plain text, NDC texts looked up once per run; each gives the results
+of the work it replaces."""
 
 from __future__ import annotations
+
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +23,7 @@ from rxrisk.engines import partitions, stream
 from rxrisk.engines.batches import open_batches
 from rxrisk.engines.stream import StreamOptions, ingest_stream
 from rxrisk.ingest import sources, validate
+from rxrisk.ingest.drugs import DrugTable
 from rxrisk.io.arrow import keep_rows
 
 FEW = settings(max_examples=40, deadline=None)
@@ -151,6 +156,57 @@ def test_remembered_codes_classify_as_the_code_sets_each_pair_once(batches):
         assert got.dtype == np.uint8
         assert got.tolist() == codesets.classify(space, code).tolist()
     assert sorted(classified) == sorted({p for pairs in batches for p in pairs})
+
+
+def _ndc_texts():
+    """Raw NDC texts: the reference's, their hyphenated and spaced forms, valid ones not in
+    it, and texts that are rejected (empty, blank, garbage, null)."""
+    ref = DrugTable.from_reference(load_config().reference).ndc.to_pylist()[:3]
+    forms = [*ref, f"{ref[0][:5]}-{ref[0][5:9]}-{ref[0][9:]}", f" {ref[1]} ", "00000000000"]
+    forms += ["12345-678-90", "1234-5678-90", "", " ", "abc", "1234567890123", None]
+    return st.sampled_from(forms)
+
+
+@given(
+    batches=st.lists(st.lists(_ndc_texts(), max_size=20), min_size=1, max_size=4),
+    dictionary=st.booleans(),
+    most=st.integers(1, 40),
+)
+@FEW
+def test_remembered_ndcs_look_up_as_each_batch_alone(batches, dictionary, most):
+    """The NDC outcomes remembered across batches are those of each batch alone, value by value,
+    whether the column is text or a dictionary and however few texts may be kept."""
+    reference = DrugTable.from_reference(load_config().reference).ndc
+    remembered = validate.RememberedNdcs(reference)
+    with mock.patch.object(validate, "MAX_REMEMBERED_NDCS", most):
+        for texts in batches:
+            col = pa.chunked_array([pa.array(texts, pa.string())])
+            if dictionary:
+                col = col.dictionary_encode()
+            ref, codes, norm = validate._ndc_lookup(col, reference, remembered)
+            ref0, codes0, norm0 = validate._ndc_lookup(col, reference)
+            assert ref.tolist() == ref0.tolist() and codes.tolist() == codes0.tolist()
+            assert norm.to_pylist() == norm0.to_pylist()
+            assert len(remembered._texts) <= most
+
+
+def test_streamed_ndc_texts_are_worked_out_once(book, monkeypatch):
+    """Batches repeat the same NDC texts: each distinct text is normalised and looked up in the
+    reference once per run, however many batches hold it."""
+    ph, md = book
+    seen = []
+    real = validate._ndc_outcome
+
+    def counted(texts, reference_ndc):
+        seen.extend(texts.to_pylist())
+        return real(texts, reference_ndc)
+
+    monkeypatch.setattr(validate, "_ndc_outcome", counted)
+    opts = StreamOptions(batch_rows=500)
+    book_ = ingest_stream(ph, md, load_config(), options=opts, clock=Clock())
+    book_.close()
+    assert len(seen) > 100 and len(seen) == len(set(seen))
+    assert pq.read_metadata(ph).num_rows > 2 * 500  # several batches
 
 
 def test_remembered_codes_never_mix_up_two_pairs():

@@ -447,6 +447,7 @@ def _pharmacy_pass(src: BatchSource, run: _Pass, *, drugs, max_days_supply: int)
     """Check the pharmacy input batch by batch: counts, claim keys, tracked fills by member
     partition, members seen, rejected rows."""
     counts = _PharmacyCounts()
+    ndcs = validate.RememberedNdcs(drugs.ndc)  # batches repeat the same NDC texts
     for r0, t in timed_batches(src, run.clock, "validate", "pharmacy"):
         batch = check_pharmacy_batch(
             Source(t, src.name),
@@ -455,6 +456,7 @@ def _pharmacy_pass(src: BatchSource, run: _Pass, *, drugs, max_days_supply: int)
             date_format=run.date_format,
             first_row=r0,
             offenders=run.offenders,
+            ndcs=ndcs,
         )
         c = batch.checks
         counts.add(c)

@@ -78,6 +78,7 @@ def check_pharmacy_batch(
     date_format: str | None = None,
     first_row: int = 0,
     offenders: Offenders | None = None,
+    ndcs=None,
 ) -> CheckedPharmacy:
     """Conform a batch of pharmacy rows and run the row-local checks.
 
@@ -95,13 +96,15 @@ def check_pharmacy_batch(
         Input row number of the batch's first row.
     offenders : Offenders, optional
         Gathers the offending values of the rejected rows.
+    ndcs : rxrisk.ingest.validate.RememberedNdcs, optional
+        The NDC outcomes of earlier batches of the same run.
 
     Returns
     -------
     CheckedPharmacy
     """
     columns = conform_pharmacy(source, date_format=date_format)
-    checks = check_pharmacy(columns, drugs, max_days_supply=max_days_supply)
+    checks = check_pharmacy(columns, drugs, max_days_supply=max_days_supply, ndcs=ndcs)
     if offenders is not None:
         offenders.add("pharmacy", source.table, checks.reason, PHARMACY_REASONS)
     return CheckedPharmacy(source.table, columns, checks, first_row)

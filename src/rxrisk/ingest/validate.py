@@ -118,19 +118,71 @@ def blank_mask(col: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, bool)
 
 
+def _ndc_outcome(texts: pa.Array, reference_ndc: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """``(reference row, normalised NDC)`` of each raw NDC text: the row is -2 where the text
+    is rejected (null or unparseable), -1 where valid but not in the reference."""
+    norm = normalize_ndc(trim(texts))
+    ref = to_numpy(pc.index_in(norm, value_set=reference_ndc), np.int32, -1)
+    return np.where(~is_null(norm), ref, -2).astype(np.int32), norm
+
+
+class RememberedNdcs:
+    """The NDC lookup of :func:`check_pharmacy` remembered across the batches of a run: each
+    distinct raw NDC text is trimmed, normalised and looked up in the reference once, however
+    many batches hold it (a batch's dictionary repeats most of the last one's). Same results
+    as without it, value by value. At most :data:`MAX_REMEMBERED_NDCS` texts are kept: past
+    that (a book of unusually many distinct texts), new texts are worked out batch by batch.
+
+    Parameters
+    ----------
+    reference_ndc : pyarrow.Array
+        The reference's 11-digit NDCs (``DrugTable.ndc``).
+    """
+
+    def __init__(self, reference_ndc: pa.Array):
+        self.reference_ndc = reference_ndc
+        self._texts = pa.array([], pa.string())
+        self._norm = pa.array([], pa.string())
+        self._ref = np.zeros(0, np.int32)
+
+    def lookup(self, texts: pa.Array) -> tuple[np.ndarray, pa.Array]:
+        """:func:`_ndc_outcome` of ``texts`` (distinct raw NDC texts of one batch)."""
+        if texts.type != pa.string():
+            texts = texts.cast(pa.string())
+        pos = to_numpy(pc.index_in(texts, value_set=self._texts), np.int64, -1)
+        new = np.flatnonzero(pos < 0)
+        if len(self._ref) + len(new) > MAX_REMEMBERED_NDCS:  # worked out, not kept
+            return _ndc_outcome(texts, self.reference_ndc)
+        if len(new):
+            fresh = texts.take(pa.array(new))
+            ref, norm = _ndc_outcome(fresh, self.reference_ndc)
+            pos[new] = len(self._ref) + np.arange(len(new))
+            self._texts = pa.concat_arrays([self._texts, fresh])
+            self._norm = pa.concat_arrays([self._norm, norm.cast(pa.string())])
+            self._ref = np.concatenate([self._ref, ref])
+        return self._ref[pos], self._norm.take(pa.array(pos))
+
+
+#: Most distinct raw NDC texts a :class:`RememberedNdcs` keeps (about 40 MB of text and
+#: results; a generated 1M-member book has about 22,000 a batch, mostly the same ones).
+MAX_REMEMBERED_NDCS = 1_000_000
+
+
 def _ndc_lookup(
-    ndc: pa.ChunkedArray, reference_ndc: pa.Array
+    ndc: pa.ChunkedArray, reference_ndc: pa.Array, remembered: RememberedNdcs | None = None
 ) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """Normalise on distinct values; return per-row reference rows and distinct codes.
 
     Returns ``(ref_row, codes, normalised_distinct)``: ref_row is -2 where the NDC is rejected
     (null or unparseable), -1 where valid but not in the reference; ``codes`` index
-    ``normalised_distinct`` (-1 for null input).
+    ``normalised_distinct`` (-1 for null input). ``remembered`` carries the outcomes of the
+    texts of earlier batches (:class:`RememberedNdcs`).
     """
     codes, distinct = dict_codes(ndc)
-    norm = normalize_ndc(trim(distinct))
-    ref_of_distinct = to_numpy(pc.index_in(norm, value_set=reference_ndc), np.int32, -1)
-    per_distinct = np.where(~is_null(norm), ref_of_distinct, -2).astype(np.int32)
+    if remembered is None:
+        per_distinct, norm = _ndc_outcome(distinct, reference_ndc)
+    else:
+        per_distinct, norm = remembered.lookup(distinct)
     per_distinct = np.append(per_distinct, np.int32(-2))  # slot -1: null input
     return per_distinct[codes], codes, norm
 
@@ -272,7 +324,9 @@ def _mme_not_finite(quantity, days_supply, ref_row: np.ndarray, rows: np.ndarray
     return ~np.isfinite(value)
 
 
-def check_pharmacy(cols: PharmacyColumns, drugs, *, max_days_supply: int) -> PharmacyChecks:
+def check_pharmacy(
+    cols: PharmacyColumns, drugs, *, max_days_supply: int, ndcs: RememberedNdcs | None = None
+) -> PharmacyChecks:
     """Rejection reasons, status and reference lookup of every row: all of validation that
     one row decides alone. Works on a whole book or on one batch of it.
 
@@ -289,9 +343,11 @@ def check_pharmacy(cols: PharmacyColumns, drugs, *, max_days_supply: int) -> Pha
         The reference's NDCs and, for the MME check, roles, strengths, factors and days
         per unit.
     max_days_supply : int
+    ndcs : RememberedNdcs, optional
+        The NDC outcomes of a run's earlier batches (the streaming path keeps one per run).
     """
     n = len(cols)
-    ref_row, ndc_codes, ndc_distinct = _ndc_lookup(cols.ndc, drugs.ndc)
+    ref_row, ndc_codes, ndc_distinct = _ndc_lookup(cols.ndc, drugs.ndc, ndcs)
     tracked = ref_row >= 0
     scope = np.flatnonzero(tracked)
     scoped = _tracked_columns(cols, tracked, len(scope))
