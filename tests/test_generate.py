@@ -7,7 +7,10 @@ and defects, and a 20,000-member one for rates and the rarer events (overdoses, 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import platform
 import re
+import subprocess
 import sys
 from collections import Counter
 
@@ -166,15 +169,11 @@ for name in ("pharmacy", "medical", "eligibility", "members"):
 
 
 @pytest.mark.skipif(
-    __import__("platform").machine().lower() not in ("x86_64", "amd64"),
-    reason="switches off x86-64 vector units",
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="switches off x86-64 vector units"
 )
 def test_same_book_whatever_numpy_vector_units(tmp_path):
     # numpy picks its sort (and other loops) by the CPU's vector units: a seed must give the
     # same book on every machine, so no result may depend on how a sort breaks ties
-    import os
-    import subprocess
-
     digests = []
     for i, off in enumerate(VECTOR_LEVELS_OFF):
         env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": off}
