@@ -91,19 +91,12 @@ def _open_path(path: Path, label: str, batch_rows: int, pick, dictionary_columns
 
     try:
         if path.is_dir() or name.endswith((".parquet", ".pq")):
-            # the scanner reads one batch ahead on Arrow's threads (overlapping the checks of
-            # this batch); no pre-buffering of whole row groups, to keep memory low
             dataset = sources.parquet_dataset(
                 path, label, pre_buffer=False, dictionary_columns=dictionary_columns
             )
             schema = dataset.schema
             rows = dataset.count_rows()
-            batches = dataset.to_batches(
-                columns=pick(schema),
-                batch_size=batch_rows,
-                batch_readahead=1,
-                fragment_readahead=1,
-            )
+            batches = row_group_batches(dataset, pick(schema), batch_rows)
         elif name.endswith((".arrow", ".feather", ".ipc")):
             mm = pa.memory_map(str(path))
             try:
@@ -148,6 +141,45 @@ def _open_path(path: Path, label: str, batch_rows: int, pick, dictionary_columns
             yield t.select(names) if t.column_names != names else t
 
     return BatchSource(str(path), schema, rows, tables())
+
+
+def row_group_batches(dataset, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The batches of a Parquet dataset (:func:`rxrisk.ingest.sources.parquet_dataset`), read
+    one row group at a time, the next row group decoding on Arrow's threads while the
+    caller works on this one's batches.
+
+    Arrow's dataset scanner, once asked for a file's batches, decodes the whole file as fast
+    as it can whatever its ``batch_readahead``, and keeps what the caller has not taken yet:
+    a slow caller holds a decoded file in memory (the 1M-member book's 302 MB pharmacy file
+    filled 2.1 GB when its first batch was left untaken). Scanning each row group as a
+    fragment of its own bounds that to the row group being worked on and the next one.
+
+    Parameters
+    ----------
+    dataset : pyarrow.dataset.FileSystemDataset
+        Parquet parts in read order, with the unified schema each part is read in.
+    columns : list of str
+        The columns to read, in the order of the batches' columns.
+    batch_rows : int
+        Most rows per batch; batches also end where row groups end.
+
+    Yields
+    ------
+    pyarrow.RecordBatch
+    """
+    groups = (g for part in dataset.get_fragments() for g in part.split_by_row_group())
+
+    def start(group) -> Iterator[pa.RecordBatch]:  # decoding begins here, not at next()
+        return group.to_batches(
+            schema=dataset.schema, columns=columns, batch_size=batch_rows, batch_readahead=1
+        )
+
+    ahead = next(groups, None)
+    scan = start(ahead) if ahead is not None else None
+    while scan is not None:
+        ahead = next(groups, None)
+        current, scan = scan, (start(ahead) if ahead is not None else None)
+        yield from current
 
 
 #: inputs with at least this many rows are streamed by default on the command line
