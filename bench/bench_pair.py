@@ -15,7 +15,12 @@ of its own), then:
 - with ``--book --floor``: per round also the command's floor (``scan_floor.py`` run with the
   Python of the ``--after`` install: a process that reads both inputs as the command's engine
   reads them and does nothing else), its ratio to the read, and each command's ratio to it
-  (what the engine's own work adds to its read).
+  (what the engine's own work adds to its read);
+- with ``--book --read-command``: per round also the same pyarrow read as a command (a fresh
+  process of the ``--after`` install's Python that reads the same columns of both inputs whole
+  and exits), and each command's ratio to it. The read above runs in this process, again and
+  again: from the second round on its 2 GB of tables land in memory the process already
+  holds, where a fresh process first has the kernel clear every page it gets.
 
 It prints medians (wall and CPU seconds: user + system of the child, from ``wait4``, and the
 system part alone; the read's own system seconds too). On the 2-core machine this was written
@@ -24,7 +29,7 @@ of the same command, and the read's with it: compare ratios measured in one sitt
 
     python bench/bench_pair.py --before venv-old/bin/rxrisk --after venv-new/bin/rxrisk
     python bench/bench_pair.py --before A --after B --book /tmp/book1m --rounds 6 --json pair.json
-    python bench/bench_pair.py --before A --after B --book /tmp/book1m --floor
+    python bench/bench_pair.py --before A --after B --book /tmp/book1m --floor --read-command
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ from bench_start import COMMANDS, _input, command_args
 INSTALLS = ("before", "after")
 #: the command's floor (see ``--floor``)
 FLOOR_SCRIPT = Path(__file__).with_name("scan_floor.py")
+#: the read as a command (see ``--read-command``): argv is pharmacy, medical and their columns
+READ_COMMAND = (
+    "import sys; import pyarrow.parquet as pq; "
+    "pq.read_table(sys.argv[1], columns=sys.argv[3].split(',')); "
+    "pq.read_table(sys.argv[2], columns=sys.argv[4].split(','))"
+)
 
 
 def _run(
@@ -106,24 +117,32 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
     args = {k: command_args("score", ph, md, tmp / f"book-{k}.parquet", opts) for k in INSTALLS}
     for k in INSTALLS:
         _run(exes[k], args[k], envs[k])
-    floor_run = None
-    if opts.floor:  # the --after install's Python, beside its rxrisk command
-        python = Path(exes["after"]).parent / "python"
-        if not python.exists():
-            raise SystemExit(f"--floor: no {python} beside the --after command")
+    floor_run = read_run = None
+    python = Path(exes["after"]).parent / "python"  # the --after install's, beside its command
+    if (opts.floor or opts.read_command) and not python.exists():
+        raise SystemExit(f"--floor / --read-command: no {python} beside the --after command")
+    if opts.floor:
         floor_run = (str(python), [str(FLOOR_SCRIPT), str(ph), str(md)], envs["after"], True)
         _run(*floor_run)
+    if opts.read_command:
+        columns = [",".join(PHARMACY_COLUMNS), ",".join(MEDICAL_COLUMNS)]
+        read_run = (str(python), ["-c", READ_COMMAND, str(ph), str(md), *columns], envs["after"])
+        _run(*read_run)
     read()  # page cache
-    reads, read_sys, floors, runs = [], [], [], {k: [] for k in INSTALLS}
+    reads, read_sys, floors, read_cmds, runs = [], [], [], [], {k: [] for k in INSTALLS}
     for r in range(opts.rounds):
         wall, sys_s = read()
         reads.append(wall)
         read_sys.append(sys_s)
+        if read_run is not None:
+            read_cmds.append(_run(*read_run))
         if floor_run is not None:
             floors.append(_run(*floor_run))
         for k in _order(r):
             runs[k].append(_run(exes[k], args[k], envs[k]))
         floor = f"floor {floors[-1][0]:.2f} s, " if floors else ""
+        if read_cmds:
+            floor = f"read as a command {read_cmds[-1][0]:.2f} s, " + floor
         print(
             f"round {r + 1}: read {wall:.2f} s (system {sys_s:.2f}), {floor}"
             + ", ".join(
@@ -144,12 +163,21 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
     if floors:
         per_round = [f[0] / rd for f, rd in zip(floors, reads, strict=True)]
         out["floor"] = {**_medians(floors), "over_read": round(statistics.median(per_round), 2)}
+    if read_cmds:
+        per_round = [c[0] / rd for c, rd in zip(read_cmds, reads, strict=True)]
+        out["read_command"] = {
+            **_medians(read_cmds),
+            "over_read": round(statistics.median(per_round), 2),
+        }
     for k in INSTALLS:
         ratios = [run[0] / rd for run, rd in zip(runs[k], reads, strict=True)]
         out[k] = {**_medians(runs[k]), "over_read": round(statistics.median(ratios), 2)}
         if floors:
             over = [run[0] / f[0] for run, f in zip(runs[k], floors, strict=True)]
             out[k]["over_floor"] = round(statistics.median(over), 2)
+        if read_cmds:
+            over = [run[0] / c[0] for run, c in zip(runs[k], read_cmds, strict=True)]
+            out[k]["over_read_command"] = round(statistics.median(over), 2)
     return out
 
 
@@ -168,6 +196,11 @@ def main(argv=None) -> int:
         "--floor",
         action="store_true",
         help="with --book: also time the command's floor (bench/scan_floor.py) each round",
+    )
+    p.add_argument(
+        "--read-command",
+        action="store_true",
+        help="with --book: also time the read as a command (a fresh process) each round",
     )
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     opts = p.parse_args(argv)
@@ -195,6 +228,12 @@ def main(argv=None) -> int:
                 f"read {e2e['read_s']:.2f} s (system {e2e['read_sys_s']:.2f}); "
                 f"audits equal without seconds: {e2e['audits_equal']}"
             )
+            if "read_command" in e2e:
+                f = e2e["read_command"]
+                print(
+                    f"read as a command {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}, "
+                    f"system {f['sys_s']:.2f}), {f['over_read']:.2f}x the read"
+                )
             if "floor" in e2e:
                 f = e2e["floor"]
                 print(
@@ -204,6 +243,8 @@ def main(argv=None) -> int:
             for k in INSTALLS:
                 f = e2e[k]
                 floor = f", {f['over_floor']:.2f}x the floor" if "over_floor" in f else ""
+                if "over_read_command" in f:
+                    floor += f", {f['over_read_command']:.2f}x the read as a command"
                 print(
                     f"score {k:6} {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}, "
                     f"system {f['sys_s']:.2f}), "

@@ -19,7 +19,8 @@ plumbing (about 10 s of CPU; not a benchmark, so ``--benchmark-only`` skips it):
 ``python -m pytest bench/test_bench_suite.py -k bench_start``. ``test_guard_cold_start_plumbing``
 runs the guard's cold-start check the same way, under a loose bound and an impossible one;
 ``test_bench_pair_plumbing`` runs ``bench/bench_pair.py`` with this install as both installs
-(with the floor of ``bench/scan_floor.py``, which ``test_scan_floor_reads_every_row`` checks).
+(with the floor of ``bench/scan_floor.py``, which ``test_scan_floor_reads_every_row`` checks,
+and the read as a command).
 """
 
 from __future__ import annotations
@@ -256,7 +257,7 @@ def test_bench_pair_plumbing(tmp_path, monkeypatch, capsys):
     exe = str(Path(sys.executable).parent / "rxrisk")
     out = tmp_path / "pair.json"
     argv = ["--before", exe, "--after", exe, "--book", str(book), "--rounds", "1", "--floor"]
-    assert main([*argv, "--json", str(out)]) == 0
+    assert main([*argv, "--read-command", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     runs = [figures["warm"][k][c] for k in INSTALLS for c in COMMANDS]
     runs += [figures["end_to_end"][k] for k in INSTALLS]
@@ -267,9 +268,12 @@ def test_bench_pair_plumbing(tmp_path, monkeypatch, capsys):
     assert all(e2e[k]["over_read"] > 0 for k in INSTALLS)
     assert e2e["floor"]["wall_s"] > 0 and e2e["floor"]["over_read"] > 0
     assert all(e2e[k]["over_floor"] > 0 for k in INSTALLS)
+    assert e2e["read_command"]["wall_s"] > 0 and e2e["read_command"]["over_read"] > 0
+    assert all(e2e[k]["over_read_command"] > 0 for k in INSTALLS)
     text = capsys.readouterr().out
     assert "round 1: read" in text and "(system " in text and "x the read" in text
     assert "x the floor" in text and '"rows"' not in text  # the floor's own line is discarded
+    assert "read as a command" in text and "x the read as a command" in text
 
 
 @pytest.mark.slow
