@@ -180,6 +180,17 @@ def test_rooms_are_a_readable_size(name):
     assert long == []
 
 
+def test_licence_is_an_spdx_expression():
+    """The licence is given as PEP 639 asks, with a setuptools that reads it that way: the
+    table form (``{ text = ... }``) made every build warn that builds would stop being
+    supported after 2027-02-18."""
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "Apache-2.0"
+    assert "setuptools>=77" in meta["build-system"]["requires"]
+
+
 def test_every_package_ships_in_the_wheel():
     """Each package folder is listed in pyproject.toml (a missing one installs but fails to import)."""
     import tomllib

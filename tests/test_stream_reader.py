@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rxrisk.engines.batches import open_batches
+from rxrisk.engines.batches import open_batches, row_group_runs
 from rxrisk.ingest import sources
 
 GROUP_ROWS = 20_000
@@ -74,6 +74,31 @@ def test_batches_hold_the_datasets_rows_in_order_within_row_groups(tmp_path, bat
     group_ends = np.cumsum([GROUP_ROWS] * 3 + [500] + [GROUP_ROWS] * 2)
     assert set(group_ends.tolist()) <= set(ends.tolist())
     assert max(t.num_rows for t in batches) <= batch_rows
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2_500, 3_000, 10**6])
+def test_small_row_groups_are_scanned_in_runs_of_a_batch(tmp_path, batch_rows):
+    """Row groups of 1,000 rows: each scan covers consecutive row groups of one part, at
+    least ``batch_rows`` rows but for a part's last, every row group once, in order."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pq.write_table(_text_table(7_500, 5), folder / "a.parquet", row_group_size=1_000)
+    pq.write_table(_text_table(2_000, 6), folder / "b.parquet", row_group_size=1_000)
+    dataset = sources.parquet_dataset(folder, "pharmacy")
+    runs = list(row_group_runs(dataset, batch_rows))
+    seen = [(run.path, g.id) for run in runs for g in run.row_groups]
+    want = [(str(folder / "a.parquet"), i) for i in range(8)]
+    want += [(str(folder / "b.parquet"), i) for i in range(2)]
+    assert seen == want
+    for i, run in enumerate(runs):
+        rows = sum(g.num_rows for g in run.row_groups)
+        last_of_part = i == len(runs) - 1 or runs[i + 1].path != run.path
+        assert rows >= batch_rows or last_of_part
+        assert rows - run.row_groups[-1].num_rows < batch_rows  # no group more than needed
+    got = pa.concat_tables(
+        open_batches(str(folder), label="pharmacy", batch_rows=batch_rows).batches
+    )
+    assert got.equals(dataset.to_table())
 
 
 def test_a_file_without_row_groups_gives_no_batch(tmp_path):

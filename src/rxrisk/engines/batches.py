@@ -145,14 +145,14 @@ def _open_path(path: Path, label: str, batch_rows: int, pick, dictionary_columns
 
 def row_group_batches(dataset, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The batches of a Parquet dataset (:func:`rxrisk.ingest.sources.parquet_dataset`), read
-    one row group at a time, the next row group decoding on Arrow's threads while the
-    caller works on this one's batches.
+    a run of row groups at a time (:func:`row_group_runs`), the next run decoding on Arrow's
+    threads while the caller works on this one's batches.
 
     Arrow's dataset scanner, once asked for a file's batches, decodes the whole file as fast
     as it can whatever its ``batch_readahead``, and keeps what the caller has not taken yet:
     a slow caller holds a decoded file in memory (the 1M-member book's 302 MB pharmacy file
-    filled 2.1 GB when its first batch was left untaken). Scanning each row group as a
-    fragment of its own bounds that to the row group being worked on and the next one.
+    filled 2.1 GB when its first batch was left untaken). Scanning a run of row groups at a
+    time bounds that to the run being worked on and the next one.
 
     Parameters
     ----------
@@ -167,19 +167,41 @@ def row_group_batches(dataset, columns: list[str], batch_rows: int) -> Iterator[
     ------
     pyarrow.RecordBatch
     """
-    groups = (g for part in dataset.get_fragments() for g in part.split_by_row_group())
+    runs = row_group_runs(dataset, batch_rows)
 
-    def start(group) -> Iterator[pa.RecordBatch]:  # decoding begins here, not at next()
-        return group.to_batches(
+    def start(run) -> Iterator[pa.RecordBatch]:  # decoding begins here, not at next()
+        return run.to_batches(
             schema=dataset.schema, columns=columns, batch_size=batch_rows, batch_readahead=1
         )
 
-    ahead = next(groups, None)
+    ahead = next(runs, None)
     scan = start(ahead) if ahead is not None else None
     while scan is not None:
-        ahead = next(groups, None)
+        ahead = next(runs, None)
         current, scan = scan, (start(ahead) if ahead is not None else None)
         yield from current
+
+
+def row_group_runs(dataset, batch_rows: int) -> Iterator:
+    """The row groups of each part of a Parquet dataset in runs of consecutive row groups of
+    at least ``batch_rows`` rows (a part's last run may hold fewer), one fragment each.
+
+    A run is one row group when row groups are as large as a batch (Spark's and pyarrow's
+    defaults); files of many small row groups are not scanned a row group at a time (a scan
+    costs about 0.2 ms to start: 400 row groups of 1,000 rows took 0.13 s that way against
+    0.05 s for the whole-file scanner).
+    """
+    for part in dataset.get_fragments():
+        part.ensure_complete_metadata()  # the part's row groups, from its footer
+        ids, rows = [], 0
+        for group in part.row_groups:
+            ids.append(group.id)
+            rows += group.num_rows
+            if rows >= batch_rows:
+                yield part.subset(row_group_ids=ids)
+                ids, rows = [], 0
+        if ids:
+            yield part.subset(row_group_ids=ids)
 
 
 #: inputs with at least this many rows are streamed by default on the command line
