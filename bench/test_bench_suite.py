@@ -20,7 +20,8 @@ plumbing (about 10 s of CPU; not a benchmark, so ``--benchmark-only`` skips it):
 runs the guard's cold-start check the same way, under a loose bound and an impossible one;
 ``test_bench_pair_plumbing`` runs ``bench/bench_pair.py`` with this install as both installs
 (with the floor of ``bench/scan_floor.py``, which ``test_scan_floor_reads_every_row`` checks,
-and the read as a command).
+and the read as a command). These four are marked ``slow`` and CI runs them
+(``python -m pytest bench/test_bench_suite.py -m slow``, about 20 s).
 """
 
 from __future__ import annotations
