@@ -140,11 +140,10 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
             floors.append(_run(*floor_run))
         for k in _order(r):
             runs[k].append(_run(exes[k], args[k], envs[k]))
-        floor = f"floor {floors[-1][0]:.2f} s, " if floors else ""
-        if read_cmds:
-            floor = f"read as a command {read_cmds[-1][0]:.2f} s, " + floor
+        extra = f"read as a command {read_cmds[-1][0]:.2f} s, " if read_cmds else ""
+        extra += f"floor {floors[-1][0]:.2f} s, " if floors else ""
         print(
-            f"round {r + 1}: read {wall:.2f} s (system {sys_s:.2f}), {floor}"
+            f"round {r + 1}: read {wall:.2f} s (system {sys_s:.2f}), {extra}"
             + ", ".join(
                 f"{k} {runs[k][-1][0]:.2f} s (system {runs[k][-1][2]:.2f})" for k in INSTALLS
             ),
@@ -160,25 +159,23 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
         "read_sys_s": round(statistics.median(read_sys), 3),
         "audits_equal": audits[0] == audits[1],
     }
+    reads_as_runs = [(rd,) for rd in reads]
     if floors:
-        per_round = [f[0] / rd for f, rd in zip(floors, reads, strict=True)]
-        out["floor"] = {**_medians(floors), "over_read": round(statistics.median(per_round), 2)}
+        out["floor"] = {**_medians(floors), "over_read": _over(floors, reads_as_runs)}
     if read_cmds:
-        per_round = [c[0] / rd for c, rd in zip(read_cmds, reads, strict=True)]
-        out["read_command"] = {
-            **_medians(read_cmds),
-            "over_read": round(statistics.median(per_round), 2),
-        }
+        out["read_command"] = {**_medians(read_cmds), "over_read": _over(read_cmds, reads_as_runs)}
     for k in INSTALLS:
-        ratios = [run[0] / rd for run, rd in zip(runs[k], reads, strict=True)]
-        out[k] = {**_medians(runs[k]), "over_read": round(statistics.median(ratios), 2)}
+        out[k] = {**_medians(runs[k]), "over_read": _over(runs[k], reads_as_runs)}
         if floors:
-            over = [run[0] / f[0] for run, f in zip(runs[k], floors, strict=True)]
-            out[k]["over_floor"] = round(statistics.median(over), 2)
+            out[k]["over_floor"] = _over(runs[k], floors)
         if read_cmds:
-            over = [run[0] / c[0] for run, c in zip(runs[k], read_cmds, strict=True)]
-            out[k]["over_read_command"] = round(statistics.median(over), 2)
+            out[k]["over_read_command"] = _over(runs[k], read_cmds)
     return out
+
+
+def _over(runs: list[tuple], references: list[tuple]) -> float:
+    """Median over the rounds of each run's wall time / its round's reference's."""
+    return round(statistics.median(a[0] / b[0] for a, b in zip(runs, references, strict=True)), 2)
 
 
 def main(argv=None) -> int:
@@ -242,13 +239,13 @@ def main(argv=None) -> int:
                 )
             for k in INSTALLS:
                 f = e2e[k]
-                floor = f", {f['over_floor']:.2f}x the floor" if "over_floor" in f else ""
+                extra = f", {f['over_floor']:.2f}x the floor" if "over_floor" in f else ""
                 if "over_read_command" in f:
-                    floor += f", {f['over_read_command']:.2f}x the read as a command"
+                    extra += f", {f['over_read_command']:.2f}x the read as a command"
                 print(
                     f"score {k:6} {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}, "
                     f"system {f['sys_s']:.2f}), "
-                    f"{f['over_read']:.2f}x the read{floor}"
+                    f"{f['over_read']:.2f}x the read{extra}"
                 )
     figures["load_after"] = os.getloadavg()[0]
     print(f"load average {figures['load_before']:.2f} -> {figures['load_after']:.2f}")
