@@ -16,6 +16,10 @@ of its own), then:
   Python of the ``--after`` install: a process that reads both inputs as the command's engine
   reads them and does nothing else), its ratio to the read, and each command's ratio to it
   (what the engine's own work adds to its read);
+- with ``--book --select-floor``: per round also the floor with selection (``scan_floor.py
+  --select``: the read plus finding and keeping the tracked rows, the least any engine on this
+  reader must do before checking, matching, scoring and writing), its ratio to the read, and
+  each command's ratio to it;
 - with ``--book --read-command``: per round also the same pyarrow read as a command (a fresh
   process of the ``--after`` install's Python that reads the same columns of both inputs whole
   and exits), and each command's ratio to it. The read above runs in this process, again and
@@ -30,6 +34,7 @@ of the same command, and the read's with it: compare ratios measured in one sitt
     python bench/bench_pair.py --before venv-old/bin/rxrisk --after venv-new/bin/rxrisk
     python bench/bench_pair.py --before A --after B --book /tmp/book1m --rounds 6 --json pair.json
     python bench/bench_pair.py --before A --after B --book /tmp/book1m --floor --read-command
+    python bench/bench_pair.py --before A --after A --book /tmp/book1m --select-floor
 """
 
 from __future__ import annotations
@@ -117,19 +122,26 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
     args = {k: command_args("score", ph, md, tmp / f"book-{k}.parquet", opts) for k in INSTALLS}
     for k in INSTALLS:
         _run(exes[k], args[k], envs[k])
-    floor_run = read_run = None
+    floor_run = select_run = read_run = None
     python = Path(exes["after"]).parent / "python"  # the --after install's, beside its command
-    if (opts.floor or opts.read_command) and not python.exists():
-        raise SystemExit(f"--floor / --read-command: no {python} beside the --after command")
+    if (opts.floor or opts.select_floor or opts.read_command) and not python.exists():
+        raise SystemExit(
+            f"--floor / --select-floor / --read-command: no {python} beside the --after command"
+        )
     if opts.floor:
         floor_run = (str(python), [str(FLOOR_SCRIPT), str(ph), str(md)], envs["after"], True)
         _run(*floor_run)
+    if opts.select_floor:
+        select_args = [str(FLOOR_SCRIPT), str(ph), str(md), "--select"]
+        select_run = (str(python), select_args, envs["after"], True)
+        _run(*select_run)
     if opts.read_command:
         columns = [",".join(PHARMACY_COLUMNS), ",".join(MEDICAL_COLUMNS)]
         read_run = (str(python), ["-c", READ_COMMAND, str(ph), str(md), *columns], envs["after"])
         _run(*read_run)
     read()  # page cache
-    reads, read_sys, floors, read_cmds, runs = [], [], [], [], {k: [] for k in INSTALLS}
+    reads, read_sys, floors, selects, read_cmds = [], [], [], [], []
+    runs: dict = {k: [] for k in INSTALLS}
     for r in range(opts.rounds):
         wall, sys_s = read()
         reads.append(wall)
@@ -138,10 +150,13 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
             read_cmds.append(_run(*read_run))
         if floor_run is not None:
             floors.append(_run(*floor_run))
+        if select_run is not None:
+            selects.append(_run(*select_run))
         for k in _order(r):
             runs[k].append(_run(exes[k], args[k], envs[k]))
         extra = f"read as a command {read_cmds[-1][0]:.2f} s, " if read_cmds else ""
         extra += f"floor {floors[-1][0]:.2f} s, " if floors else ""
+        extra += f"floor with selection {selects[-1][0]:.2f} s, " if selects else ""
         print(
             f"round {r + 1}: read {wall:.2f} s (system {sys_s:.2f}), {extra}"
             + ", ".join(
@@ -162,12 +177,16 @@ def end_to_end(exes: dict, envs: dict, tmp: Path, opts) -> dict:
     reads_as_runs = [(rd,) for rd in reads]
     if floors:
         out["floor"] = {**_medians(floors), "over_read": _over(floors, reads_as_runs)}
+    if selects:
+        out["select_floor"] = {**_medians(selects), "over_read": _over(selects, reads_as_runs)}
     if read_cmds:
         out["read_command"] = {**_medians(read_cmds), "over_read": _over(read_cmds, reads_as_runs)}
     for k in INSTALLS:
         out[k] = {**_medians(runs[k]), "over_read": _over(runs[k], reads_as_runs)}
         if floors:
             out[k]["over_floor"] = _over(runs[k], floors)
+        if selects:
+            out[k]["over_select_floor"] = _over(runs[k], selects)
         if read_cmds:
             out[k]["over_read_command"] = _over(runs[k], read_cmds)
     return out
@@ -193,6 +212,11 @@ def main(argv=None) -> int:
         "--floor",
         action="store_true",
         help="with --book: also time the command's floor (bench/scan_floor.py) each round",
+    )
+    p.add_argument(
+        "--select-floor",
+        action="store_true",
+        help="with --book: also time the floor with selection (scan_floor.py --select) each round",
     )
     p.add_argument(
         "--read-command",
@@ -231,15 +255,18 @@ def main(argv=None) -> int:
                     f"read as a command {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}, "
                     f"system {f['sys_s']:.2f}), {f['over_read']:.2f}x the read"
                 )
-            if "floor" in e2e:
-                f = e2e["floor"]
-                print(
-                    f"floor  {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}, system {f['sys_s']:.2f}), "
-                    f"{f['over_read']:.2f}x the read"
-                )
+            for key, name in (("floor", "floor"), ("select_floor", "floor with selection")):
+                if key in e2e:
+                    f = e2e[key]
+                    print(
+                        f"{name} {f['wall_s']:.2f} s (CPU {f['cpu_s']:.2f}, "
+                        f"system {f['sys_s']:.2f}), {f['over_read']:.2f}x the read"
+                    )
             for k in INSTALLS:
                 f = e2e[k]
                 extra = f", {f['over_floor']:.2f}x the floor" if "over_floor" in f else ""
+                if "over_select_floor" in f:
+                    extra += f", {f['over_select_floor']:.2f}x the floor with selection"
                 if "over_read_command" in f:
                     extra += f", {f['over_read_command']:.2f}x the read as a command"
                 print(

@@ -20,8 +20,9 @@ plumbing (about 10 s of CPU; not a benchmark, so ``--benchmark-only`` skips it):
 runs the guard's cold-start check the same way, under a loose bound and an impossible one;
 ``test_bench_pair_plumbing`` runs ``bench/bench_pair.py`` with this install as both installs
 (with the floor of ``bench/scan_floor.py``, which ``test_scan_floor_reads_every_row`` checks,
-and the read as a command). These four are marked ``slow`` and CI runs them
-(``python -m pytest bench/test_bench_suite.py -m slow``, about 20 s).
+its floor with selection, whose kept rows ``test_scan_floor_select_keeps_the_tracked_rows``
+holds to the command's audit, and the read as a command). These five are marked ``slow`` and
+CI runs them (``python -m pytest bench/test_bench_suite.py -m slow``, about 25 s).
 """
 
 from __future__ import annotations
@@ -258,7 +259,7 @@ def test_bench_pair_plumbing(tmp_path, monkeypatch, capsys):
     exe = str(Path(sys.executable).parent / "rxrisk")
     out = tmp_path / "pair.json"
     argv = ["--before", exe, "--after", exe, "--book", str(book), "--rounds", "1", "--floor"]
-    assert main([*argv, "--read-command", "--json", str(out)]) == 0
+    assert main([*argv, "--select-floor", "--read-command", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     runs = [figures["warm"][k][c] for k in INSTALLS for c in COMMANDS]
     runs += [figures["end_to_end"][k] for k in INSTALLS]
@@ -269,11 +270,14 @@ def test_bench_pair_plumbing(tmp_path, monkeypatch, capsys):
     assert all(e2e[k]["over_read"] > 0 for k in INSTALLS)
     assert e2e["floor"]["wall_s"] > 0 and e2e["floor"]["over_read"] > 0
     assert all(e2e[k]["over_floor"] > 0 for k in INSTALLS)
+    assert e2e["select_floor"]["wall_s"] > 0 and e2e["select_floor"]["over_read"] > 0
+    assert all(e2e[k]["over_select_floor"] > 0 for k in INSTALLS)
     assert e2e["read_command"]["wall_s"] > 0 and e2e["read_command"]["over_read"] > 0
     assert all(e2e[k]["over_read_command"] > 0 for k in INSTALLS)
     text = capsys.readouterr().out
     assert "round 1: read" in text and "(system " in text and "x the read" in text
     assert "x the floor" in text and '"rows"' not in text  # the floor's own line is discarded
+    assert "x the floor with selection" in text and "round 1: read" in text
     assert "read as a command" in text and "x the read as a command" in text
 
 
@@ -293,4 +297,39 @@ def test_scan_floor_reads_every_row(tmp_path):
     )
     out = json.loads(done.stdout)
     rows = {"pharmacy": pq.read_metadata(ph).num_rows, "medical": pq.read_metadata(md).num_rows}
-    assert out["rows"] == rows and out["scan_s"] >= 0
+    assert out["rows"] == rows and out["scan_s"] >= 0 and "kept" not in out
+
+
+@pytest.mark.slow
+def test_scan_floor_select_keeps_the_tracked_rows(tmp_path):
+    """``scan_floor.py --select`` keeps the rows the command goes on with: the pharmacy rows
+    of tracked NDCs (every row but the untracked ones and those of unreadable NDCs) and the
+    medical rows the command uses, as the command's audit counts them."""
+    import subprocess
+
+    from rxrisk.cli.main import main
+
+    book = tmp_path / "book"
+    generate_book(book, members=300, seed=SEED)
+    ph, md = book / "pharmacy.parquet", book / "medical.parquet"
+    audit_path = tmp_path / "audit.json"
+    score = ["score", str(ph), "--medical", str(md), "--as-of", "2025-12-31", "--quiet"]
+    assert main([*score, "--out", str(tmp_path / "s.parquet"), "--audit", str(audit_path)]) == 0
+    audit = json.loads(audit_path.read_text())
+    script = Path(__file__).with_name("scan_floor.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(ph), str(md), "--select"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    pharmacy = audit["pharmacy"]
+    tracked = (
+        pharmacy["rows_read"]
+        - pharmacy["buckets"]["untracked"]
+        - pharmacy["rejected_by_reason"]["ndc"]
+    )
+    assert out["rows"]["pharmacy"] == pharmacy["rows_read"]
+    assert out["kept"] == {"pharmacy": tracked, "medical": audit["medical"]["buckets"]["used"]}
+    assert 0 < tracked < pharmacy["rows_read"] and out["kept"]["medical"] > 0
