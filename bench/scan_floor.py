@@ -2,8 +2,8 @@
 command's streaming engine reads them, and does nothing else (or, with ``--select``, the least
 any engine reading them this way must also do).
 
-It readies its process as the command does (OpenBLAS's threads, the allocator picked for the
-book's size), opens each input with the engine's own batch reader (the columns the engine
+It readies its process as the command does (OpenBLAS's threads, numpy's huge pages, the
+allocator picked for the book's size), opens each input with the engine's own batch reader (the columns the engine
 reads, the text columns it reads as dictionaries, its batch size) and pulls every batch, one
 input after the other. No row is checked, kept or scored and nothing is written, so its time
 is what the command would take if everything but reading were free: ``bench_pair.py
@@ -43,9 +43,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from rxrisk.cli.allocator import pick_allocator
-    from rxrisk.cli.main import one_blas_thread
+    from rxrisk.cli.main import no_numpy_hugepage_advice, one_blas_thread
 
     one_blas_thread()  # before numpy, as the command does
+    no_numpy_hugepage_advice()
     pick_allocator(argparse.Namespace(**vars(args), partitions=None, memory_budget=None))
 
     from rxrisk.engines.batches import engine_columns, open_batches

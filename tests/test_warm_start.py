@@ -173,6 +173,42 @@ def test_only_the_command_gives_openblas_one_thread(small_book, tmp_path):
     assert _blas_child("library", args) == ["0", "None"]
 
 
+HUGEPAGE_CHILD = """
+import sys
+from rxrisk.cli.main import main
+if sys.argv[1] == "numpy":  # numpy's own default here
+    code = 0
+elif sys.argv[1] == "library":  # a library call of main leaves numpy's default alone
+    code = main(sys.argv[2:])
+else:  # the command
+    sys.argv = ["rxrisk", *sys.argv[2:]]
+    code = main()
+from numpy._core.multiarray import _set_madvise_hugepage
+print(code, _set_madvise_hugepage(True))  # the setting numpy was using
+"""
+
+
+def _hugepage_child(mode: str, args=(), **env) -> list[str]:
+    base = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    done = subprocess.run(
+        [sys.executable, "-c", HUGEPAGE_CHILD, mode, *args],
+        capture_output=True,
+        text=True,
+        env={**base, "NUMBA_DISABLE_JIT": "1", **env},
+        check=True,
+    )
+    return done.stdout.split()
+
+
+def test_only_the_command_asks_numpy_for_no_huge_pages(small_book, tmp_path):
+    if _hugepage_child("numpy") != ["0", "True"]:
+        pytest.skip("numpy advises no huge pages here anyway (kernel before 4.6)")
+    args = _command_args("score", small_book, tmp_path)
+    assert _hugepage_child("command", args) == ["0", "False"]
+    assert _hugepage_child("command", args, NUMPY_MADVISE_HUGEPAGE="1") == ["0", "True"]
+    assert _hugepage_child("library", args) == ["0", "True"]
+
+
 def _ipc_bytes(table: pa.Table) -> bytes:
     """The table as an Arrow IPC stream: schema and metadata, chunk layout and values."""
     sink = pa.BufferOutputStream()
