@@ -146,16 +146,23 @@ else:  # the command
 """
 
 
-def _blas_child(mode: str, args=(), **env) -> list[str]:
-    base = {k: v for k, v in os.environ.items() if k not in BLAS_THREAD_VARIABLES}
+def _child(script: str, unset, mode: str, args=(), **env) -> list[str]:
+    """The words a child process running ``script`` with ``mode`` and ``args`` prints, with
+    the variables ``unset`` removed from its environment and ``env`` added (kernels in
+    Python)."""
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     done = subprocess.run(
-        [sys.executable, "-c", BLAS_CHILD, mode, *args],
+        [sys.executable, "-c", script, mode, *args],
         capture_output=True,
         text=True,
         env={**base, "NUMBA_DISABLE_JIT": "1", **env},
         check=True,
     )
     return done.stdout.split()
+
+
+def _blas_child(mode: str, args=(), **env) -> list[str]:
+    return _child(BLAS_CHILD, BLAS_THREAD_VARIABLES, mode, args, **env)
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
@@ -189,15 +196,7 @@ print(code, _set_madvise_hugepage(True))  # the setting numpy was using
 
 
 def _hugepage_child(mode: str, args=(), **env) -> list[str]:
-    base = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    done = subprocess.run(
-        [sys.executable, "-c", HUGEPAGE_CHILD, mode, *args],
-        capture_output=True,
-        text=True,
-        env={**base, "NUMBA_DISABLE_JIT": "1", **env},
-        check=True,
-    )
-    return done.stdout.split()
+    return _child(HUGEPAGE_CHILD, ("NUMPY_MADVISE_HUGEPAGE",), mode, args, **env)
 
 
 def test_only_the_command_asks_numpy_for_no_huge_pages(small_book, tmp_path):
