@@ -17,9 +17,9 @@ of its own), then:
   reads them and does nothing else), its ratio to the read, and each command's ratio to it
   (what the engine's own work adds to its read);
 - with ``--book --select-floor``: per round also the floor with selection (``scan_floor.py
-  --select``: the read plus finding and keeping the tracked rows, the least any engine on this
-  reader must do before checking, matching, scoring and writing), its ratio to the read, and
-  each command's ratio to it;
+  --select``: the floor plus finding and keeping the tracked rows with the engine's code, what
+  comes before any check, claim-id match, score or write), its ratio to the read, and each
+  command's ratio to it;
 - with ``--book --read-command``: per round also the same pyarrow read as a command (a fresh
   process of the ``--after`` install's Python that reads the same columns of both inputs whole
   and exits), and each command's ratio to it. The read above runs in this process, again and

@@ -15,9 +15,10 @@ own code: each pharmacy batch's NDCs looked up in the drug reference (the distin
 batch, remembered across batches, as the command does) and the rows of tracked NDCs taken out
 of every column and kept; each medical batch's codes classified and the classified rows'
 member id, service date and categories taken and kept. Nothing else: no check of a tracked
-row, no claim-id matching, no scoring, no output. No engine built on this reader can do less,
-since every untracked row's columns are decoded before it can be set aside (pyarrow's Parquet
-reader decodes whole pages and cannot skip rows); ``bench_pair.py --select-floor`` runs it.
+row, no claim-id matching, no scoring, no output. Reading cannot be narrowed to the tracked
+rows: pyarrow's Parquet reader decodes whole pages and cannot skip rows, so every untracked
+row's columns are decoded before the row can be set aside. ``bench_pair.py --select-floor``
+runs it.
 
     python bench/scan_floor.py BOOK/pharmacy.parquet BOOK/medical.parquet [--select]
 
