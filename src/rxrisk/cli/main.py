@@ -157,10 +157,10 @@ def no_numpy_hugepage_advice() -> bool:
     numpy advises huge pages (``madvise(MADV_HUGEPAGE)``) for every array of 4 MiB or more.
     Where the system's transparent huge pages are ``madvise`` (a common default, and this
     machine's), such a region's first touch makes the kernel find, compact and clear a whole
-    2 MiB page: on the 1M-member book the first encode of a ``score`` spent 0.55 s in the
-    kernel with the advice and 0.08 s without, and the command took 4.46 s rather than
-    4.74 s (system 0.64 s rather than 1.05 s; medians of 7 alternating rounds, see
-    ``docs/streaming.md``). Nothing is changed when numpy is already imported (too late) or
+    2 MiB page: encoding the 1M-member book's tracked rows for the first time in a process
+    (streamed in first, as ``score`` does) spent 0.55 s in the kernel with the advice and
+    0.08 s without, and ``score`` took 4.46 s rather than 4.74 s (system 0.64 s rather than
+    1.05 s; medians of 7 alternating rounds, see ``docs/streaming.md``). Nothing is changed when numpy is already imported (too late) or
     when the user set ``NUMPY_MADVISE_HUGEPAGE``; child processes inherit the setting.
     """
     if "numpy" in sys.modules or os.environ.get(NUMPY_HUGEPAGE_VARIABLE):
